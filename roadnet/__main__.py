@@ -1,0 +1,3 @@
+from roadnet.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The ``roadnet`` command line.
+
+Each package keeps its commands in its own ``cli.py`` and imports heavy dependencies (torch, onnxruntime)
+inside the command, so ``roadnet --help`` works with the runtime install alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from roadnet import __version__
+from roadnet.errors import RoadnetError
+from roadnet.logs import configure_logging
+from roadnet.settings import get_settings
+
+
+class _Group(click.Group):
+    """A group that turns roadnet's own errors into a one-line message and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RoadnetError as exc:
+            raise click.UsageError(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="roadnet")
+@click.option("--log-level", default=None, help="Logging level (default: ROADNET_LOG_LEVEL or INFO).")
+def cli(log_level: str | None) -> None:
+    """Road extraction from satellite imagery."""
+    configure_logging(log_level or get_settings().log_level)
+
+
+@cli.command("settings")
+def settings_command() -> None:
+    """Print the effective settings (from ROADNET_* environment variables) as JSON."""
+    click.echo(json.dumps(get_settings().model_dump(mode="json"), indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

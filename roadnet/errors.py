@@ -1,0 +1,61 @@
+"""The exception tree of roadnet.
+
+Code raises these; the service maps them to HTTP status codes in one place (``service/errors.py``) and
+the CLI prints their message. Messages are written for the user: they say what is wrong and what to do.
+"""
+
+
+class RoadnetError(Exception):
+    """Base of every error roadnet raises on purpose."""
+
+
+class InputError(RoadnetError):
+    """The user's input cannot be processed (bad file, bad option)."""
+
+
+class UnreadableRasterError(InputError):
+    """The file is not a raster GDAL can read, or it is truncated."""
+
+
+class NotGeoreferencedError(InputError):
+    """The raster has no CRS or geotransform where one is required."""
+
+
+class BandCountError(InputError):
+    """The raster has fewer bands than an RGB image needs."""
+
+
+class SceneSizeError(InputError):
+    """The scene is smaller than one model window, or larger than the configured limit."""
+
+
+class TooLargeError(InputError):
+    """The upload is larger than the configured size limit."""
+
+
+class NotFoundError(RoadnetError):
+    """A job, result or file that does not exist (or is not the caller's)."""
+
+
+class ConflictError(RoadnetError):
+    """The request does not fit the object's state, e.g. a result of a job that has not finished."""
+
+
+class AuthenticationError(RoadnetError):
+    """A missing or unknown API key."""
+
+
+class ModelError(RoadnetError):
+    """The model file is missing, unreadable, or lacks the metadata inference needs."""
+
+
+class MissingDependencyError(RoadnetError):
+    """An optional dependency is not installed; the message names the pip extra that brings it."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'roadnet[{extra}]'"
+            + (" (and torch==2.13.0 for a CPU-only build)" if package == "torch" else "")
+        )
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,64 @@
+"""Settings in one place, read from the environment with the prefix ``ROADNET_``.
+
+Every part (service, worker, CLI) calls :func:`get_settings`; nothing else reads ``os.environ`` for
+configuration. ``ROADNET_API_KEYS`` is a comma-separated list.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The effective configuration of roadnet."""
+
+    model_config = SettingsConfigDict(env_prefix="ROADNET_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".local" / "share" / "roadnet",
+        description="Job records, uploads and results; shared by the service and its workers.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker, e.g. redis://host:6379/0. Unset: embedded mode, no server needed.",
+    )
+    result_backend: str | None = Field(
+        default=None, description="Celery result backend; unset: the broker URL (Redis) or SQLite (embedded)."
+    )
+    model_path: Path | None = Field(
+        default=None, description="ONNX model to serve; unset: the default model shipped with roadnet."
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys; empty: no authentication."
+    )
+    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest upload accepted (413 above).")
+    max_scene_pixels: int = Field(default=40_000 * 40_000, description="Largest scene, width x height.")
+    result_ttl_hours: float = Field(default=72.0, description="Finished jobs are removed after this long.")
+    job_time_limit_s: int = Field(default=6 * 3600, description="Hard time limit of one job.")
+    visibility_timeout_s: int = Field(
+        default=7 * 3600,
+        description="Redis broker: an unacknowledged job is redelivered after this long; longer than "
+        "the job time limit so a running job is never delivered twice.",
+    )
+    ort_intra_op_threads: int = Field(
+        default=0, description="ONNX Runtime threads per session; 0: all cores."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level name.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

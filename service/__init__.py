@@ -1,0 +1,1 @@
+"""The FastAPI service: uploads, asynchronous jobs, results."""

@@ -1,0 +1,125 @@
+"""Shared fixtures: the real data in ../shared/data, a real Redis, and small GeoTIFFs with a CRS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ROADNET_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real labelled road imagery; fails (never skips) when it is missing."""
+    if not (SHARED_DATA / "SOURCES.md").is_file():
+        pytest.fail(
+            f"real data folder {SHARED_DATA} is missing (expected ../shared/data beside the repository, "
+            "or set ROADNET_SHARED_DATA)",
+            pytrace=False,
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def spacenet_scene(shared_data: Path) -> Path:
+    """A 3-band uint8 SpaceNet GeoTIFF (Paris, EPSG:4326, 650x650)."""
+    return shared_data / "spacenet" / "pairs" / "RGB-PanSharpen_img1447.tif"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``REDIS_URL`` when set, else a private ``redis-server`` on a free loopback port for this session."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: apt-get install -y redis-server", pytrace=False)
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"private redis-server did not start on port {port}", pytrace=False)
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+GeoTiffWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_geotiff(tmp_path: Path) -> GeoTiffWriter:
+    """A factory writing ``array`` (bands, rows, cols) as a GeoTIFF in a metric CRS (UTM 33N by default)."""
+
+    def write(
+        array: np.ndarray,
+        name: str = "scene.tif",
+        crs: str | None = "EPSG:32633",
+        transform: rasterio.Affine | None = None,
+        nodata: float | None = None,
+        **profile: object,
+    ) -> Path:
+        if array.ndim == 2:
+            array = array[np.newaxis]
+        path = tmp_path / name
+        meta = {
+            "driver": "GTiff",
+            "count": array.shape[0],
+            "height": array.shape[1],
+            "width": array.shape[2],
+            "dtype": array.dtype.name,
+            "crs": crs,
+            "transform": transform if transform is not None else from_origin(500_000, 5_000_000, 0.5, 0.5),
+            "nodata": nodata,
+            **profile,
+        }
+        if crs is None:
+            meta.pop("crs")
+            meta.pop("transform")
+        with rasterio.open(path, "w", **meta) as dst:
+            dst.write(array)
+        return path
+
+    return write

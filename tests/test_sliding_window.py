@@ -1,0 +1,45 @@
+"""The stride-averaged sliding window against a brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.sliding_window import predict_array, window_starts
+
+
+def test_window_starts_cover_edges() -> None:
+    assert window_starts(1024, 256, 64)[-1] == 768
+    assert window_starts(300, 256, 64) == [0, 44]
+    assert window_starts(100, 256, 64) == [0]
+    with pytest.raises(ValueError, match="stride 300 larger than window"):
+        window_starts(1000, 256, 300)
+
+
+def _fake_model(batch: np.ndarray) -> np.ndarray:
+    # A position-dependent output, so that averaging mistakes show: mean of the window's red band
+    # plus a ramp across the window.
+    ramp = np.linspace(0, 1, batch.shape[-1], dtype=np.float32)
+    return (batch[:, :1] / 255.0 * 0.5 + ramp[None, None, None, :] * 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize(("height", "width"), [(300, 333), (256, 256), (120, 700)])
+def test_predict_array_matches_brute_force(height: int, width: int) -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (3, height, width)).astype(np.float32)
+    window, stride = 128, 32
+    got = predict_array(image, _fake_model, window=window, stride=stride, batch_size=5)
+
+    padded = np.pad(image, ((0, 0), (0, max(0, window - height)), (0, max(0, window - width))))
+    ph, pw = padded.shape[1:]
+    total = np.zeros((ph, pw))
+    count = np.zeros((ph, pw))
+    for r in window_starts(ph, window, stride):
+        for c in window_starts(pw, window, stride):
+            total[r : r + window, c : c + window] += _fake_model(
+                padded[None, :, r : r + window, c : c + window]
+            )[0, 0]
+            count[r : r + window, c : c + window] += 1
+    assert count.min() >= 1
+    np.testing.assert_allclose(got, (total / count)[:height, :width], atol=1e-6)
+    assert got.shape == (height, width)

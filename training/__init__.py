@@ -1,0 +1,1 @@
+"""The paper's training recipe: data, loss, schedule, ensembling, export to ONNX."""

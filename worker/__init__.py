@@ -1,0 +1,1 @@
+"""Inference and vectorisation engines, and the Celery worker that runs them on uploaded scenes."""
