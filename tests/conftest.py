@@ -123,3 +123,25 @@ def write_geotiff(tmp_path: Path) -> GeoTiffWriter:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny RISNet exported with ``training.export.export_onnx``, for tests where quality
+    does not matter (shapes, metadata, plumbing)."""
+    import torch
+
+    from models import create_model
+    from roadnet.model_metadata import ModelMetadata
+    from training.export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("risnet", width=0.0625).eval()
+    metadata = ModelMetadata(
+        arch="risnet",
+        mean=[100.0, 100.0, 100.0],
+        std=[50.0, 50.0, 50.0],
+        model_kwargs={"width": 0.0625},
+        provenance={"note": "untrained, for tests"},
+    )
+    return export_onnx(model, metadata, tmp_path_factory.mktemp("tiny_model") / "tiny-risnet.onnx")
