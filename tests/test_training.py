@@ -57,4 +57,4 @@ def test_tiny_onnx_model_fixture(tiny_onnx_model: Path) -> None:
     assert ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map).arch == "risnet"
     (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((2, 3, 64, 96), np.float32)})
     assert out.shape == (2, 1, 64, 96)
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
