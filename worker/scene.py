@@ -1,0 +1,233 @@
+"""What a scene is, checked before any work starts, and how its pixels become 8-bit RGB.
+
+:func:`inspect_scene` opens any raster GDAL reads, refuses what inference cannot use (with a message that
+says why) and returns a :class:`SceneInfo`; the service calls it to validate uploads and the worker to
+plan a prediction. :func:`read_rgb` reads a block of rows as uint8 RGB plus a validity mask.
+
+The rules:
+
+- Bands: three bands are used as R, G, B. By default the bands whose colour interpretation is red,
+  green and blue, otherwise bands 1, 2, 3 (so RGBA and RGB+NIR use their first three); ``bands`` picks
+  others (1-based, e.g. ``(3, 2, 1)`` for BGR). Fewer than three bands are refused.
+- 8-bit stretch: uint8 data are used as they are. Any other dtype (uint16, float, ...) is stretched per
+  band, linearly from the band's 2nd percentile (0) to its 98th percentile (255), clipped. The
+  percentiles come from one decimated read of the whole scene (at most 1024 pixels on the long side,
+  overviews when the file has them), taken once, so every block of a scene is stretched alike.
+- No data: a pixel is no data where GDAL's mask (nodata value, alpha band or mask band) marks all three
+  used bands invalid. No-data pixels are fed to the model as black and come out as no data.
+- Georeference: a raster without a CRS or geotransform (plain JPEG/PNG) is accepted with a warning,
+  and results are in pixel coordinates, unless ``require_georeference`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from roadnet.errors import BandCountError, NotGeoreferencedError, SceneSizeError, UnreadableRasterError
+from roadnet.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+#: The long side of the decimated read that checks readability and gives the stretch percentiles.
+STATS_SIDE = 1024
+#: Percentiles of the 8-bit stretch for non-uint8 data.
+STRETCH_PERCENTILES = (2.0, 98.0)
+#: The smallest side accepted by default: the paper's window.
+MIN_SIDE = 256
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """A readable scene and how to turn it into 8-bit RGB."""
+
+    path: Path
+    driver: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    #: CRS as WKT, or None when the raster has none.
+    crs: str | None
+    #: The affine geotransform (a, b, c, d, e, f); the identity when not georeferenced.
+    transform: tuple[float, float, float, float, float, float]
+    georeferenced: bool
+    #: The 1-based bands used as R, G, B.
+    bands: tuple[int, int, int]
+    #: Whether a nodata value, alpha band or mask band can mark pixels as no data.
+    has_mask: bool
+    #: Per used band (low, high) of the linear stretch to 8 bit; None for uint8 data (used as is).
+    stretch: tuple[tuple[float, float], ...] | None
+    warnings: tuple[str, ...] = ()
+
+
+def _unreadable(path: Path, exc: Exception) -> UnreadableRasterError:
+    # rasterio's read errors say "see previous exception"; the cause holds GDAL's own message.
+    detail = str(exc.__cause__ or exc).rstrip(".")
+    if path.is_file() and path.stat().st_size == 0:
+        detail = "the file is empty (0 bytes)"
+    return UnreadableRasterError(
+        f"{path.name} is not a raster that can be read, or it is truncated or corrupt: {detail}. "
+        "Upload a complete GeoTIFF, JPEG or PNG image."
+    )
+
+
+def _open(path: Path) -> DatasetReader:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+def _choose_bands(src: DatasetReader, bands: tuple[int, ...] | None) -> tuple[int, int, int]:
+    if src.count < 3:
+        kind = "single-band (grayscale or panchromatic)" if src.count == 1 else f"{src.count}-band"
+        raise BandCountError(
+            f"{Path(src.name).name} is a {kind} raster; road extraction needs three bands (red, green, "
+            "blue). Upload an RGB image (3 bands, or 4 with alpha or near-infrared)."
+        )
+    if bands is None:
+        interp = list(src.colorinterp)
+        wanted = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+        bands = tuple(interp.index(c) + 1 for c in wanted) if all(c in interp for c in wanted) else (1, 2, 3)
+    if len(bands) != 3 or any(not 1 <= b <= src.count for b in bands):
+        raise BandCountError(
+            f"band order {bands} does not name three bands of {Path(src.name).name}, which has bands "
+            f"1..{src.count}"
+        )
+    return (bands[0], bands[1], bands[2])
+
+
+def _check_size(src: DatasetReader, min_side: int, max_pixels: int) -> None:
+    name = Path(src.name).name
+    if src.width < min_side or src.height < min_side:
+        raise SceneSizeError(
+            f"{name} is {src.width}x{src.height} pixels, smaller than the model's {min_side}x{min_side} "
+            f"window; upload a scene at least {min_side} pixels on each side"
+        )
+    if src.width * src.height > max_pixels:
+        raise SceneSizeError(
+            f"{name} is {src.width}x{src.height} = {src.width * src.height:,} pixels, more than the "
+            f"limit of {max_pixels:,} (ROADNET_MAX_SCENE_PIXELS); split it into smaller scenes"
+        )
+
+
+def _stretch_from(sample: np.ma.MaskedArray) -> tuple[tuple[float, float], ...]:
+    limits = []
+    for band in sample:
+        values = band.compressed()
+        if values.size == 0:
+            low, high = 0.0, 1.0
+        else:
+            low, high = (float(v) for v in np.percentile(values, STRETCH_PERCENTILES))
+        limits.append((low, high if high > low else low + 1.0))
+    return tuple(limits)
+
+
+def inspect_scene(
+    path: Path,
+    *,
+    require_georeference: bool,
+    bands: tuple[int, ...] | None = None,
+    min_side: int = MIN_SIDE,
+    max_pixels: int | None = None,
+) -> SceneInfo:
+    """Check that ``path`` is a scene inference can use and say how to read it.
+
+    Reads only a decimated copy (at most :data:`STATS_SIDE` pixels on the long side) and the last
+    block, so it is quick on scenes of any size. Raises :class:`UnreadableRasterError` (not a raster,
+    truncated, corrupt), :class:`BandCountError` (fewer than three bands, or a bad ``bands``),
+    :class:`SceneSizeError` (a side under ``min_side``, or more than ``max_pixels`` pixels; default
+    ``ROADNET_MAX_SCENE_PIXELS``) and :class:`NotGeoreferencedError` (no CRS or geotransform while
+    ``require_georeference``).
+    """
+    path = Path(path)
+    if max_pixels is None:
+        max_pixels = get_settings().max_scene_pixels
+    try:
+        src = _open(path)
+    except RasterioError as exc:
+        raise _unreadable(path, exc) from exc
+    with src:
+        used = _choose_bands(src, bands)
+        _check_size(src, min_side, max_pixels)
+        notes = []
+        georeferenced = src.crs is not None and not src.transform.is_identity
+        if not georeferenced:
+            if require_georeference:
+                raise NotGeoreferencedError(
+                    f"{path.name} has no coordinate reference system or geotransform, so its roads "
+                    "cannot be placed on a map; upload a GeoTIFF (or add a .aux.xml/world file)"
+                )
+            notes.append(f"{path.name} is not georeferenced: results are in pixel coordinates")
+            log.warning(notes[-1])
+        scale = max(src.width, src.height) / STATS_SIDE
+        out_shape = (3, max(1, int(src.height / max(scale, 1))), max(1, int(src.width / max(scale, 1))))
+        block_h, block_w = src.block_shapes[0]
+        last = Window(
+            src.width - min(block_w, src.width), src.height - min(block_h, src.height), block_w, block_h
+        )
+        try:
+            sample = src.read(used, out_shape=out_shape, masked=True)
+            src.read(used, window=last.intersection(Window(0, 0, src.width, src.height)))
+        except RasterioError as exc:
+            raise _unreadable(path, exc) from exc
+        mask_flags = {flag for band in used for flag in src.mask_flag_enums[band - 1]}
+        has_mask = any(flag.name != "all_valid" for flag in mask_flags)
+        stretch = None if src.dtypes[used[0] - 1] == "uint8" else _stretch_from(sample)
+        return SceneInfo(
+            path=path,
+            driver=src.driver,
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=src.dtypes[used[0] - 1],
+            crs=src.crs.to_wkt() if src.crs is not None else None,
+            transform=tuple(src.transform)[:6],
+            georeferenced=georeferenced,
+            bands=used,
+            has_mask=has_mask,
+            stretch=stretch,
+            warnings=tuple(notes),
+        )
+
+
+def open_scene(info: SceneInfo) -> DatasetReader:
+    """Open the scene for :func:`read_rgb` (without the not-georeferenced warning)."""
+    try:
+        return _open(info.path)
+    except RasterioError as exc:
+        raise _unreadable(info.path, exc) from exc
+
+
+def read_rgb(
+    src: DatasetReader, info: SceneInfo, row_start: int, row_stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[row_start, row_stop)`` as uint8 RGB ``(3, rows, width)`` and a validity mask ``(rows, width)``.
+
+    No-data pixels are black in the RGB array and False in the mask.
+    """
+    window = Window(0, row_start, info.width, row_stop - row_start)
+    try:
+        data = src.read(info.bands, window=window, masked=True, boundless=True)
+    except RasterioError as exc:
+        raise _unreadable(info.path, exc) from exc
+    invalid = np.asarray(np.ma.getmaskarray(data).all(axis=0))
+    values = np.asarray(data.data)
+    if info.stretch is None:
+        rgb = values.astype(np.uint8, copy=False)
+    else:
+        rgb = np.empty(values.shape, np.uint8)
+        for i, (low, high) in enumerate(info.stretch):
+            scaled = (values[i].astype(np.float32) - low) * (255.0 / (high - low))
+            rgb[i] = np.rint(np.clip(scaled, 0, 255))
+    rgb[:, invalid] = 0
+    return rgb, ~invalid
