@@ -44,3 +44,9 @@ def settings_command() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+# Package commands; each imports its heavy dependencies inside the command body.
+from models.cli import models_command  # noqa: E402
+
+cli.add_command(models_command)
