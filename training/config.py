@@ -1,0 +1,84 @@
+"""The training configuration: one dataclass, read from YAML; every count of the recipe lives here.
+
+``paper.yaml`` holds the paper's values (sections 4-5); shorter runs change the counts, not the code, so
+they pass through the same phases: plateau halving, then cyclic learning rate with snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from roadnet.errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the data folders and the output folder."""
+
+    # model
+    arch: str = "risnet"
+    model_kwargs: dict[str, Any] = field(default_factory=lambda: {"width": 1.0})
+    # data
+    patch: int = 256
+    val_fraction: float = 0.15
+    seed: int = 0
+    augment_p: float = 0.1
+    batch_size: int = 16
+    patches_per_epoch: int = 0  # 0: every training patch once per epoch; >0: a random sample of this many
+    workers: int = 4
+    # loss and optimiser (paper: dice, Adam 2e-4, betas 0.9/0.999, no weight decay)
+    loss: str = "dice"  # "dice" (eq. 3, eps 1) or "bce"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    # schedule (paper: 150 epochs, halve after 10 epochs without val-loss improvement, CLR from 100)
+    epochs: int = 150
+    plateau_patience: int = 10
+    plateau_factor: float = 0.5
+    clr_start: int = 100
+    clr_cycle: int = 10
+    clr_max_lr: float = 2e-4
+    clr_min_lr: float = 1e-5
+    # ensembling
+    ema_decay: float = 0.999
+    bn_batches: int = 50  # batches of training patches to recompute BN statistics after averaging
+    export_ensemble: str = "swa_ema"  # raw | ema | swa | swa_ema (average of the snapshots' EMA weights)
+    # validation
+    window: int = 256
+    val_stride: int = 64
+    val_batch_size: int = 16
+    threshold: float = 0.5
+    threads: int = 0  # torch CPU threads; 0: leave torch's default
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> TrainConfig:
+        """Read ``path``; unknown keys are an error naming the known ones."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a plain dict (a checkpoint's ``config``)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"unknown config keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}")
+        if "betas" in data:
+            data = {**data, "betas": tuple(data["betas"])}
+        config = cls(**data)
+        if config.loss not in {"dice", "bce"}:
+            raise InputError(f"loss must be 'dice' or 'bce', got {config.loss!r}")
+        if config.export_ensemble not in {"raw", "ema", "swa", "swa_ema"}:
+            raise InputError(
+                f"export_ensemble must be raw, ema, swa or swa_ema, got {config.export_ensemble!r}"
+            )
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (YAML/JSON/checkpoint friendly)."""
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data

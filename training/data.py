@@ -1,0 +1,280 @@
+"""Labelled road imagery: pair readers per layout, the per-image split, patches, normalisation statistics.
+
+Every layout ends in the same thing: an RGB image ``(H, W, 3)`` uint8 and a binary mask ``(H, W)``
+uint8 in {0, 1}. How each layout's label becomes binary:
+
+========================  ======================================================  ========================
+layout                    files                                                   road where
+========================  ======================================================  ========================
+``deepglobe``             ``<id>_sat.jpg`` + ``<id>_mask.png``                    mean of RGB >= 128
+``deepglobe`` (crops)     ``<id>_sat.png`` + ``<id>.png``                         value >= 128
+``epfl``                  ``images/<n>.png`` + ``groundtruth/<n>.png``            value >= 128 (anti-aliased)
+``massachusetts``         ``<tile>.jpg`` + ``<tile>.png``                         value >= 128
+``ottawa``                ``<id>_image.png`` + ``<id>_label_gt.png``              any channel > 0 (surface,
+                                                                                  edge and centreline)
+``ottawa`` (demo)         ``image.png`` + ``segment.png``                         red: R >= 128, G < 128
+``spacenet``              ``RGB-PanSharpen_<x>.tif`` + ``<x>.geojson`` or         within SPACENET_HALF_WIDTH_M
+                          ``OSMroads_<x>.geojson`` (centrelines)                  of a centreline
+``spacenet`` (solaris)    ``road_mask_input.tif`` + ``sample_road_raster_mask``   value >= 128
+========================  ======================================================  ========================
+
+Unpaired images (``unlabeled/`` folders) are ignored. SpaceNet rasters keep their first three bands
+(the Vegas tile's fourth is alpha); the solaris tile is 11-bit panchromatic, scaled to 0-255 and
+repeated into three grey channels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from roadnet.errors import InputError
+from training.augment import AugmentConfig, augment
+
+# SpaceNet 3's own masks (apls create_masks) buffer centrelines by 2 m each side: a 4 m road, about
+# 13 px at 0.3 m, close to the width of DeepGlobe's hand-drawn roads in metres.
+SPACENET_HALF_WIDTH_M = 2.0
+# The solaris sample ships its raster mask: the pair is fixed by name.
+SOLARIS_PAIR = ("road_mask_input.tif", "sample_road_raster_mask.tif")
+PANCHROMATIC_MAX = 2047.0  # 11-bit WorldView-3 pan
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled image on disk. ``key`` (``dataset/id``) is unique and names it in the split."""
+
+    dataset: str
+    id: str
+    image: Path
+    label: Path
+    rule: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.id}"
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """The image ``(H, W, 3)`` uint8 and the binary mask ``(H, W)`` uint8 in {0, 1}."""
+        image = _read_rgb(self.image)
+        mask = _LABEL_RULES[self.rule](self.label, self.image)
+        if mask.shape != image.shape[:2]:
+            raise InputError(
+                f"label {self.label} is {mask.shape[1]}x{mask.shape[0]} but image {self.image} is "
+                f"{image.shape[1]}x{image.shape[0]}; fix or remove the pair"
+            )
+        return image, mask.astype(np.uint8)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    if path.suffix.lower() in {".tif", ".tiff"}:
+        import rasterio
+
+        with rasterio.open(path) as src:
+            bands = src.read(list(range(1, min(src.count, 3) + 1)))
+        if bands.dtype != np.uint8:
+            bands = np.clip(bands.astype(np.float32) / PANCHROMATIC_MAX * 255, 0, 255).astype(np.uint8)
+        if bands.shape[0] == 1:
+            bands = np.repeat(bands, 3, axis=0)
+        return np.ascontiguousarray(bands.transpose(1, 2, 0))
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _grey_threshold(label: Path, _image: Path) -> np.ndarray:
+    return np.asarray(Image.open(label).convert("L")) >= 128
+
+
+def _rgb_mean_threshold(label: Path, _image: Path) -> np.ndarray:
+    return np.asarray(Image.open(label).convert("RGB")).mean(axis=2) >= 128
+
+
+def _non_black(label: Path, _image: Path) -> np.ndarray:
+    return np.asarray(Image.open(label).convert("RGB")).max(axis=2) > 0
+
+
+def _red(label: Path, _image: Path) -> np.ndarray:
+    rgb = np.asarray(Image.open(label).convert("RGB"))
+    return (rgb[..., 0] >= 128) & (rgb[..., 1] < 128)
+
+
+def _raster_threshold(label: Path, _image: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(label) as src:
+        return np.asarray(src.read(1) >= 128)
+
+
+def _centrelines(label: Path, image: Path) -> np.ndarray:
+    """Rasterise GeoJSON centrelines buffered by :data:`SPACENET_HALF_WIDTH_M` on the image's grid."""
+    import rasterio
+    from rasterio.features import rasterize
+    from shapely.geometry import shape
+    from shapely.ops import transform as reproject
+
+    with rasterio.open(image) as src:
+        height, width, affine, crs = src.height, src.width, src.transform, src.crs
+    inverse = ~affine
+    if crs is not None and crs.is_geographic:
+        latitude = math.radians((affine * (width / 2, height / 2))[1])
+        metres_per_px = 0.5 * (abs(affine.a) * math.cos(latitude) + abs(affine.e)) * 111_320
+    else:
+        metres_per_px = 0.5 * (abs(affine.a) + abs(affine.e))
+    radius_px = SPACENET_HALF_WIDTH_M / metres_per_px
+    features = json.loads(label.read_text())["features"]
+    shapes = []
+    for feature in features:
+        if not feature.get("geometry"):
+            continue
+        geometry = reproject(lambda x, y, z=None: inverse * (x, y), shape(feature["geometry"]))
+        shapes.append((geometry.buffer(radius_px), 1))
+    if not shapes:
+        return np.zeros((height, width), bool)
+    return rasterize(shapes, out_shape=(height, width), fill=0, dtype="uint8").astype(bool)
+
+
+_LABEL_RULES = {
+    "grey>=128": _grey_threshold,
+    "rgb-mean>=128": _rgb_mean_threshold,
+    "non-black": _non_black,
+    "red": _red,
+    "raster>=128": _raster_threshold,
+    "centrelines": _centrelines,
+}
+
+
+def _pairs_in_folder(folder: Path) -> Iterator[Pair]:
+    """The pairs whose image lies directly in ``folder`` (plus EPFL's images/ + groundtruth/)."""
+    files = {p.name: p for p in folder.iterdir() if p.is_file()}
+    for name, path in sorted(files.items()):
+        stem = path.stem
+        if name.endswith(("_sat.jpg", "_sat.png")):
+            ident = stem.removesuffix("_sat")
+            if f"{ident}_mask.png" in files:
+                yield Pair("deepglobe", ident, path, files[f"{ident}_mask.png"], "rgb-mean>=128")
+            elif f"{ident}.png" in files:
+                yield Pair("deepglobe", ident, path, files[f"{ident}.png"], "grey>=128")
+        elif name.endswith("_image.png") and f"{stem.removesuffix('_image')}_label_gt.png" in files:
+            ident = stem.removesuffix("_image")
+            yield Pair("ottawa", ident, path, files[f"{ident}_label_gt.png"], "non-black")
+        elif name == "image.png" and "segment.png" in files:
+            yield Pair("ottawa", folder.name, path, files["segment.png"], "red")
+        elif path.suffix == ".jpg" and f"{stem}.png" in files:
+            yield Pair("massachusetts", stem, path, files[f"{stem}.png"], "grey>=128")
+        elif name == SOLARIS_PAIR[0] and SOLARIS_PAIR[1] in files:
+            yield Pair("spacenet", "solaris_road_mask_input", path, files[SOLARIS_PAIR[1]], "raster>=128")
+        elif name.startswith("RGB-PanSharpen_") and path.suffix == ".tif":
+            ident = stem.removeprefix("RGB-PanSharpen_")
+            for label_name in (f"{ident}.geojson", f"OSMroads_{ident}.geojson"):
+                if label_name in files:
+                    yield Pair("spacenet", ident, path, files[label_name], "centrelines")
+                    break
+    images, truth = folder / "images", folder / "groundtruth"
+    if images.is_dir() and truth.is_dir():
+        for path in sorted(images.glob("*.png")):
+            if (truth / path.name).is_file():
+                yield Pair("epfl", path.stem, path, truth / path.name, "grey>=128")
+
+
+def find_pairs(*folders: Path) -> list[Pair]:
+    """All labelled pairs under ``folders`` (searched recursively), sorted by key, keys unique."""
+    pairs: dict[str, Pair] = {}
+    for root in folders:
+        if not Path(root).is_dir():
+            raise InputError(f"data folder {root} does not exist")
+        for folder in sorted([Path(root), *(p for p in Path(root).rglob("*") if p.is_dir())]):
+            for pair in _pairs_in_folder(folder):
+                pairs.setdefault(pair.key, pair)
+    if not pairs:
+        raise InputError(
+            f"no labelled image pairs found under {', '.join(map(str, folders))}; see training/data.py "
+            "for the layouts read"
+        )
+    return [pairs[key] for key in sorted(pairs)]
+
+
+def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> dict[str, list[str]]:
+    """Split by image, per dataset, into ``{"train": keys, "val": keys}``.
+
+    Each dataset gives ``round(val_fraction * n)`` images to validation, at least one once it has three
+    images (so every dataset is measured), none below that (so it is still learned from).
+    """
+    by_dataset: dict[str, list[str]] = {}
+    for pair in pairs:
+        by_dataset.setdefault(pair.dataset, []).append(pair.key)
+    split: dict[str, list[str]] = {"train": [], "val": []}
+    for dataset, keys in sorted(by_dataset.items()):
+        shuffled = sorted(keys)
+        random.Random(f"{seed}:{dataset}").shuffle(shuffled)
+        n_val = max(1, round(val_fraction * len(keys))) if len(keys) >= 3 else 0
+        split["val"] += sorted(shuffled[:n_val])
+        split["train"] += sorted(shuffled[n_val:])
+    return split
+
+
+def load_split(path: Path) -> dict[str, list[str]]:
+    """Read ``split.json`` as written by training."""
+    data = json.loads(path.read_text())
+    return {"train": list(data["train"]), "val": list(data["val"])}
+
+
+def channel_stats(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation over every pixel of ``images`` (0-255 scale)."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    count = 0
+    for image in images:
+        pixels = image.reshape(-1, 3).astype(np.float64)
+        total += pixels.sum(axis=0)
+        squares += (pixels**2).sum(axis=0)
+        count += len(pixels)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 1e-6))
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def patch_origins(height: int, width: int, size: int) -> list[tuple[int, int]]:
+    """Top-left corners of a non-overlapping ``size`` grid covering the image (edges black-filled)."""
+    return [(r, c) for r in range(0, height, size) for c in range(0, width, size)]
+
+
+def cut_patch(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` patch at (row, col) of an ``(H, W, ...)`` array, zero (black) beyond it."""
+    patch = array[row : row + size, col : col + size]
+    if patch.shape[:2] == (size, size):
+        return patch
+    padding = [(0, size - patch.shape[0]), (0, size - patch.shape[1])] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(patch, padding)
+
+
+class PatchDataset:
+    """Training patches of in-memory images as raw 0-255 float tensors ``(3, P, P)`` and masks ``(1, P, P)``.
+
+    Each item is augmented independently (the paper's 10 % chance per image) with a generator seeded
+    from ``seed``, the epoch and the index, so a resumed run draws the same augmentations.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], masks: list[np.ndarray], size: int, augment: AugmentConfig, seed: int
+    ) -> None:
+        self.images, self.masks, self.size, self.augment, self.seed = images, masks, size, augment, seed
+        self.index = [
+            (i, r, c) for i, image in enumerate(images) for r, c in patch_origins(*image.shape[:2], size)
+        ]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i, r, c = self.index[item]
+        image = torch.from_numpy(cut_patch(self.images[i], r, c, self.size)).permute(2, 0, 1).float()
+        mask = torch.from_numpy(cut_patch(self.masks[i], r, c, self.size))[None].float()
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, item)) & 0x7FFFFFFF)
+        return augment(image, mask, self.augment, generator)

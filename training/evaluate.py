@@ -1,0 +1,88 @@
+"""Whole-image evaluation through the service's sliding window, for PyTorch models and ONNX files alike.
+
+Every predictor takes raw 0-255 float32 windows ``(B, 3, W, W)`` and returns probabilities
+``(B, 1, W, W)``, exactly what :func:`worker.sliding_window.predict_array` (the one sliding-window
+implementation) calls, so validation during training and ``roadnet evaluate`` on an exported model
+measure the same thing the worker serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from roadnet.errors import ModelError
+from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from training.metrics import Scores
+from worker.sliding_window import PredictFn, predict_array
+
+
+def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> PredictFn:
+    """``model`` (normalisation included, e.g. ``export.Normalized``) in eval mode as a predict fn."""
+    model.eval()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+    return predict
+
+
+def onnx_predictor(path: Path, threads: int = 0) -> tuple[PredictFn, ModelMetadata]:
+    """An ONNX Runtime session on ``path`` as a predict fn, with the model's roadnet metadata."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own unrelated exception classes
+        raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return np.asarray(out)
+
+    return predict, metadata
+
+
+def mean_predictor(predictors: list[PredictFn]) -> PredictFn:
+    """Prediction averaging across models: the mean of ``predictors``' probabilities."""
+    if len(predictors) == 1:
+        return predictors[0]
+    return lambda batch: np.mean([predict(batch) for predict in predictors], axis=0)
+
+
+def score_images(
+    predict: PredictFn,
+    images: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    window: int,
+    stride: int,
+    batch_size: int,
+    threshold: float,
+    on_image: Callable[[str, np.ndarray], Any] | None = None,
+) -> Scores:
+    """Predict each ``(key, image (H, W, 3) uint8, mask (H, W))`` whole and add it to the scores."""
+    scores = Scores()
+    for key, image, mask in images:
+        raw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+        prob = predict_array(raw, predict, window=window, stride=stride, batch_size=batch_size)
+        scores.add(key, prob, mask, threshold)
+        if on_image is not None:
+            on_image(key, prob)
+    return scores
+
+
+def per_dataset(scores: Scores) -> dict[str, dict[str, float]]:
+    """mIoU and image count per dataset (the part of each key before ``/``)."""
+    grouped: dict[str, list[float]] = {}
+    for key, iou in scores.per_image.items():
+        grouped.setdefault(key.split("/")[0], []).append(iou)
+    return {name: {"miou": float(np.mean(v)), "images": len(v)} for name, v in sorted(grouped.items())}
