@@ -1,0 +1,564 @@
+// The roadnet web page: upload a GeoTIFF, follow its job, see and download the roads.
+// It uses only the HTTP API (the same one documented at /docs) and Leaflet, served by the service.
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "roadnet.apiKey";
+  const NAMES_STORAGE = "roadnet.jobNames"; // jobID -> uploaded file name, for jobs made in this browser
+  const BASEMAP_STORAGE = "roadnet.basemap";
+  const TERMINAL = new Set(["successful", "failed", "dismissed"]);
+  const POLL_MS = 1000;
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------- API access
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function apiKey() {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  }
+
+  function authHeaders() {
+    const key = apiKey();
+    return key ? { "X-API-Key": key } : {};
+  }
+
+  /** The readable message of an API error body: FastAPI's `detail` (a string, or a validation list). */
+  function errorMessage(status, bodyText) {
+    let detail;
+    try {
+      detail = JSON.parse(bodyText).detail;
+    } catch {
+      detail = undefined;
+    }
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail
+        .map((item) => {
+          const where = (item.loc || []).filter((part) => part !== "body").join(".");
+          return where ? `${where}: ${item.msg}` : item.msg;
+        })
+        .join("; ");
+    }
+    if (status === 0) return "The service cannot be reached; check that it is running.";
+    if (status === 413) return "The file is larger than this service accepts.";
+    return `The service answered HTTP ${status}.`;
+  }
+
+  /**
+   * One API request with the key; a 401 asks for a key and tries again.
+   * `as` is "json" (null for 204), "blob", or "none".
+   */
+  async function api(url, { method = "GET", as = "json" } = {}) {
+    for (;;) {
+      let response;
+      try {
+        response = await fetch(url, { method, headers: authHeaders() });
+      } catch {
+        throw new ApiError(0, errorMessage(0, ""));
+      }
+      if (response.ok) {
+        if (as === "blob") return response.blob();
+        if (as === "json" && response.status !== 204) return response.json();
+        return null;
+      }
+      const message = errorMessage(response.status, await response.text());
+      if (response.status === 401 && (await askForKey(message))) continue;
+      throw new ApiError(response.status, message);
+    }
+  }
+
+  // ---------------------------------------------------------------- API key dialog
+
+  let pendingKeyRequest = null; // one dialog for all requests refused at the same time
+
+  /** Shows the key dialog; resolves true when a key was saved, false when the user cancelled. */
+  function askForKey(reason) {
+    if (pendingKeyRequest) return pendingKeyRequest;
+    const dialog = $("key-dialog");
+    $("key-reason").textContent = apiKey()
+      ? `The service refused the stored key: ${reason}`
+      : "This service needs an API key.";
+    $("key-input").value = "";
+    pendingKeyRequest = new Promise((resolve) => {
+      const finish = (saved) => {
+        dialog.removeEventListener("close", onClose);
+        pendingKeyRequest = null;
+        resolve(saved);
+      };
+      const onClose = () => {
+        const key = dialog.returnValue === "save" ? $("key-input").value.trim() : "";
+        if (key) {
+          localStorage.setItem(KEY_STORAGE, key);
+          $("key-button").hidden = false;
+        }
+        finish(Boolean(key));
+      };
+      dialog.addEventListener("close", onClose);
+      dialog.showModal();
+    });
+    return pendingKeyRequest;
+  }
+
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("key-dialog").close("save");
+  });
+  $("key-cancel").addEventListener("click", () => $("key-dialog").close("cancel"));
+  $("key-forget").addEventListener("click", () => {
+    localStorage.removeItem(KEY_STORAGE);
+    $("key-button").hidden = true;
+    $("key-dialog").close("cancel");
+  });
+  $("key-button").addEventListener("click", () => askForKey("").then((saved) => saved && loadJobs()));
+  $("key-button").hidden = !apiKey();
+
+  // ---------------------------------------------------------------- formatting
+
+  function formatBytes(bytes) {
+    const units = ["B", "kB", "MB", "GB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+  }
+
+  function formatLength(metres) {
+    return metres >= 1000 ? `${(metres / 1000).toFixed(2)} km` : `${Math.round(metres)} m`;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return "";
+    return new Date(iso).toLocaleString(undefined, {
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // ---------------------------------------------------------------- upload
+
+  function rememberName(jobId, name) {
+    const names = JSON.parse(localStorage.getItem(NAMES_STORAGE) || "{}");
+    names[jobId] = name;
+    localStorage.setItem(NAMES_STORAGE, JSON.stringify(names));
+  }
+
+  function jobName(job) {
+    const names = JSON.parse(localStorage.getItem(NAMES_STORAGE) || "{}");
+    return job.filename || names[job.jobID] || `job ${job.jobID.slice(0, 8)}`;
+  }
+
+  /** The upload's options from the Options panel: only fields the user filled in. */
+  function uploadForm(file) {
+    const form = new FormData();
+    form.append("file", file);
+    for (const input of document.querySelectorAll(".options input")) {
+      if (input.value !== "") form.append(input.name, input.value);
+    }
+    return form;
+  }
+
+  /** POST /jobs with XMLHttpRequest, whose upload events give the progress fetch cannot. */
+  function send(file, onProgress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "jobs");
+      for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+      xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
+      xhr.onload = () => resolve({ status: xhr.status, body: xhr.responseText });
+      xhr.onerror = () => resolve({ status: 0, body: "" });
+      xhr.send(uploadForm(file));
+    });
+  }
+
+  async function upload(file) {
+    const row = element("li", "upload");
+    const name = element("span", "name", file.name);
+    const size = element("span", "size", formatBytes(file.size));
+    const bar = element("progress");
+    bar.max = 1;
+    bar.value = 0;
+    const message = element("p", "message", "Uploading…");
+    row.append(name, size, bar, message);
+    $("uploads").prepend(row);
+
+    for (;;) {
+      const answer = await send(file, (fraction) => {
+        bar.value = fraction;
+        message.textContent = fraction < 1 ? `Uploading… ${Math.round(fraction * 100)} %` : "Checking the scene…";
+      });
+      if (answer.status === 201) {
+        const job = JSON.parse(answer.body);
+        rememberName(job.jobID, file.name);
+        upsertJob(job);
+        row.remove();
+        return;
+      }
+      const text = errorMessage(answer.status, answer.body);
+      if (answer.status === 401 && (await askForKey(text))) {
+        bar.value = 0;
+        continue;
+      }
+      row.classList.add("failed");
+      bar.remove();
+      message.textContent = text;
+      message.setAttribute("role", "alert");
+      const dismiss = element("button", "link", "Dismiss");
+      dismiss.type = "button";
+      dismiss.addEventListener("click", () => row.remove());
+      row.append(dismiss);
+      return;
+    }
+  }
+
+  async function uploadAll(files) {
+    for (const file of files) await upload(file); // one at a time: uploads share the network link
+  }
+
+  const dropZone = $("drop-zone");
+  $("file-input").addEventListener("change", (event) => {
+    uploadAll([...event.target.files]);
+    event.target.value = ""; // choosing the same file again is a new upload
+  });
+  dropZone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    dropZone.classList.add("dragging");
+  });
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+  dropZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropZone.classList.remove("dragging");
+    uploadAll([...event.dataTransfer.files]);
+  });
+
+  // ---------------------------------------------------------------- jobs list
+
+  const jobs = new Map(); // jobID -> { job, row, parts }
+  let nextJobsPage = null;
+
+  function jobRow(job) {
+    const row = element("li", "job");
+    row.dataset.jobId = job.jobID;
+    const parts = {
+      name: element("span", "name"),
+      status: element("span", "status"),
+      time: element("span", "time"),
+      bar: element("progress"),
+      message: element("p", "message"),
+      action: element("button", "secondary small"),
+    };
+    parts.bar.max = 100;
+    parts.action.type = "button";
+    parts.action.addEventListener("click", (event) => {
+      event.stopPropagation();
+      removeJob(job.jobID);
+    });
+    const head = element("div", "head");
+    head.append(parts.name, parts.action);
+    const meta = element("div", "meta");
+    meta.append(parts.status, parts.time);
+    row.append(head, meta, parts.bar, parts.message);
+    row.addEventListener("click", () => {
+      const entry = jobs.get(job.jobID);
+      if (entry && entry.job.status === "successful") showResult(entry.job);
+    });
+    return { row, parts };
+  }
+
+  function renderJob(entry) {
+    const { job, row, parts } = entry;
+    const active = !TERMINAL.has(job.status);
+    row.dataset.status = job.status;
+    row.classList.toggle("selectable", job.status === "successful");
+    row.classList.toggle("selected", job.jobID === selectedJobId);
+    parts.name.textContent = jobName(job);
+    parts.name.title = job.jobID;
+    parts.status.textContent = job.status === "running" ? `running ${Math.round(job.progress ?? 0)} %` : job.status;
+    parts.time.textContent = formatTime(job.created);
+    parts.bar.hidden = !active;
+    parts.bar.value = job.progress ?? 0;
+    if (job.status === "accepted" && !job.progress) parts.bar.removeAttribute("value"); // indeterminate
+    parts.message.textContent = job.message || "";
+    parts.action.textContent = active ? "Cancel" : "Delete";
+    parts.action.title = active ? "Stop this job and delete its files" : "Delete this job and its results";
+  }
+
+  function byNewest(a, b) {
+    return (b.job.created || "").localeCompare(a.job.created || "");
+  }
+
+  function placeRows() {
+    const list = $("jobs");
+    const ordered = [...jobs.values()].sort(byNewest);
+    ordered.forEach((entry, index) => {
+      if (list.children[index] !== entry.row) list.insertBefore(entry.row, list.children[index] || null);
+    });
+    $("jobs-empty").hidden = jobs.size > 0;
+  }
+
+  function upsertJob(job) {
+    let entry = jobs.get(job.jobID);
+    if (!entry) {
+      entry = { job, ...jobRow(job) };
+      jobs.set(job.jobID, entry);
+    }
+    entry.job = job;
+    renderJob(entry);
+    placeRows();
+  }
+
+  function dropJob(jobId) {
+    const entry = jobs.get(jobId);
+    if (!entry) return;
+    entry.row.remove();
+    jobs.delete(jobId);
+    if (jobId === selectedJobId) clearResult();
+    placeRows();
+  }
+
+  /** DELETE /jobs/{id}: cancels a queued or running job, deletes a finished one. */
+  async function removeJob(jobId) {
+    const entry = jobs.get(jobId);
+    const active = entry && !TERMINAL.has(entry.job.status);
+    if (!active && !window.confirm(`Delete ${jobName(entry.job)} and its results?`)) return;
+    try {
+      await api(`jobs/${jobId}`, { method: "DELETE", as: "none" });
+      dropJob(jobId);
+    } catch (error) {
+      if (error.status === 404) dropJob(jobId);
+      else showJobsError(error.message);
+    }
+  }
+
+  function showJobsError(text) {
+    $("jobs-error").textContent = text;
+    $("jobs-error").hidden = !text;
+  }
+
+  /** The jobs of a GET /jobs page: a bare list, or OGC API - Processes' {"jobs": [...], "links": [...]}. */
+  function pageJobs(page) {
+    return Array.isArray(page) ? page : page.jobs || [];
+  }
+
+  function nextLink(page) {
+    const link = (Array.isArray(page) ? [] : page.links || []).find((item) => item.rel === "next");
+    return link ? link.href : null;
+  }
+
+  async function loadJobs(url = "jobs") {
+    try {
+      const page = await api(url);
+      pageJobs(page).forEach(upsertJob);
+      nextJobsPage = nextLink(page);
+      $("jobs-more").hidden = !nextJobsPage;
+      showJobsError("");
+    } catch (error) {
+      showJobsError(error.message);
+    }
+  }
+
+  $("jobs-more").addEventListener("click", () => nextJobsPage && loadJobs(nextJobsPage));
+
+  /** Polls the status document of every job still queued or running. */
+  async function poll() {
+    const active = [...jobs.values()].filter((entry) => !TERMINAL.has(entry.job.status));
+    await Promise.all(
+      active.map(async ({ job }) => {
+        try {
+          upsertJob(await api(`jobs/${job.jobID}`));
+        } catch (error) {
+          if (error.status === 404) dropJob(job.jobID);
+        }
+      }),
+    );
+    window.setTimeout(poll, POLL_MS);
+  }
+
+  // ---------------------------------------------------------------- result map
+
+  const map = L.map("map", { zoomControl: true, attributionControl: true }).setView([20, 0], 2);
+  const basemap = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
+    maxZoom: 19,
+    attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+  });
+  const roadStyle = { color: "#ff2d95", weight: 4, opacity: 0.95 };
+  const roadHighlight = { color: "#ffe600", weight: 6 };
+  let selectedJobId = null;
+  let result = null; // { preview, mask, roads, urls } of the selected job
+
+  $("basemap-toggle").checked = localStorage.getItem(BASEMAP_STORAGE) === "on";
+  function applyBasemap() {
+    const on = $("basemap-toggle").checked;
+    localStorage.setItem(BASEMAP_STORAGE, on ? "on" : "off");
+    if (on) basemap.addTo(map).bringToBack();
+    else basemap.remove();
+  }
+  $("basemap-toggle").addEventListener("change", applyBasemap);
+  applyBasemap();
+
+  /** The href of the job's link whose rel or title names `what`, if the status document has one. */
+  function linkHref(job, what) {
+    const link = (job.links || []).find((item) => item.rel === what || item.title === what);
+    return link ? link.href : null;
+  }
+
+  /** Leaflet bounds from an RFC 7946 bbox: [west, south, east, north] or its 3-D form. */
+  function bboxBounds(bbox) {
+    if (!Array.isArray(bbox) || (bbox.length !== 4 && bbox.length !== 6)) return null;
+    const half = bbox.length / 2;
+    return L.latLngBounds([bbox[1], bbox[0]], [bbox[half + 1], bbox[half]]);
+  }
+
+  function clearResult() {
+    if (result) {
+      [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
+      Object.values(result.urls).forEach((url) => URL.revokeObjectURL(url));
+    }
+    result = null;
+    selectedJobId = null;
+    $("result-title").textContent = "No job selected";
+    $("result-summary").textContent = "";
+    $("view-toggle").disabled = true;
+    $("download-roads").disabled = true;
+    $("download-mask").disabled = true;
+    $("map-placeholder").hidden = false;
+    jobs.forEach(renderJob);
+  }
+
+  function roadPopup(feature) {
+    const props = feature.properties || {};
+    const box = element("div", "road-popup");
+    box.append(element("strong", "", `Road: ${formatLength(Number(props.length_m) || 0)}`));
+    const table = element("table");
+    for (const [key, value] of Object.entries(props)) {
+      if (key === "length_m" || value === null || typeof value === "object") continue;
+      const tr = element("tr");
+      tr.append(element("th", "", key), element("td", "", String(value)));
+      table.append(tr);
+    }
+    if (table.children.length) box.append(table);
+    return box;
+  }
+
+  async function showResult(job) {
+    clearResult();
+    selectedJobId = job.jobID;
+    jobs.forEach(renderJob);
+    $("result-title").textContent = jobName(job);
+    $("result-title").title = jobName(job);
+    $("result-summary").textContent = "loading…";
+    $("result-error").hidden = true;
+    const base = `jobs/${job.jobID}/results`;
+    const maskPreviewUrl = linkHref(job, "mask_preview");
+    try {
+      const [roads, preview, maskPreview] = await Promise.all([
+        api(`${base}/roads`),
+        api(`${base}/preview`, { as: "blob" }),
+        maskPreviewUrl ? api(maskPreviewUrl, { as: "blob" }) : null,
+      ]);
+      if (selectedJobId !== job.jobID) return; // the user chose another job meanwhile
+      const roadsLayer = L.geoJSON(roads, {
+        style: () => roadStyle,
+        onEachFeature: (feature, layer) => {
+          layer.bindPopup(() => roadPopup(feature));
+          layer.on("mouseover", () => layer.setStyle(roadHighlight));
+          layer.on("mouseout", () => layer.setStyle(roadStyle));
+        },
+      });
+      // The preview is placed on the scene's lon/lat bounds: the status document's bbox, else the
+      // GeoJSON's; the roads' own extent is the last resort (it can be smaller than the scene).
+      const bounds = bboxBounds(job.bbox) || bboxBounds(roads.bbox) || roadsLayer.getBounds();
+      if (!bounds.isValid()) throw new ApiError(0, "The result carries no bounds and no roads to place on the map.");
+      const urls = { preview: URL.createObjectURL(preview) };
+      if (maskPreview) urls.mask = URL.createObjectURL(maskPreview);
+      result = {
+        urls,
+        roads: roadsLayer,
+        preview: L.imageOverlay(urls.preview, bounds, { alt: "Scene preview" }),
+        mask: urls.mask ? L.imageOverlay(urls.mask, bounds, { alt: "Road mask" }) : null,
+        downloads: { roads: `${base}/roads`, mask: `${base}/mask` },
+      };
+      const count = (roads.features || []).length;
+      const total = (roads.features || []).reduce((sum, f) => sum + (Number(f.properties?.length_m) || 0), 0);
+      $("result-summary").textContent = `${count} roads, ${formatLength(total)}`;
+      $("view-toggle").disabled = false;
+      $("download-roads").disabled = false;
+      $("download-mask").disabled = false;
+      $("map-placeholder").hidden = true;
+      applyView();
+      map.fitBounds(bounds);
+    } catch (error) {
+      if (selectedJobId !== job.jobID) return;
+      $("result-summary").textContent = "";
+      $("result-error").textContent = `The result cannot be shown: ${error.message}`;
+      $("result-error").hidden = false;
+    }
+  }
+
+  /** Vectors: the scene preview with the road lines over it. Mask: the mask image (or the preview). */
+  function applyView() {
+    if (!result) return;
+    const view = document.querySelector('input[name="view"]:checked').value;
+    [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
+    if (view === "mask") (result.mask || result.preview).addTo(map);
+    else {
+      result.preview.addTo(map);
+      result.roads.addTo(map);
+    }
+  }
+  document.querySelectorAll('input[name="view"]').forEach((input) => input.addEventListener("change", applyView));
+
+  /** Downloads through fetch, so the API key travels as a header, then saves the blob under a good name. */
+  async function download(what, filename) {
+    if (!result) return;
+    const button = $(`download-${what}`);
+    button.disabled = true;
+    try {
+      const blob = await api(result.downloads[what], { as: "blob" });
+      const url = URL.createObjectURL(blob);
+      const link = element("a");
+      link.href = url;
+      link.download = filename;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      $("result-error").textContent = `Download failed: ${error.message}`;
+      $("result-error").hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function downloadName(suffix) {
+    const entry = jobs.get(selectedJobId);
+    const stem = entry ? jobName(entry.job).replace(/\.[^.]*$/, "") : selectedJobId;
+    return `${stem}${suffix}`;
+  }
+
+  $("download-roads").addEventListener("click", () => download("roads", downloadName("-roads.geojson")));
+  $("download-mask").addEventListener("click", () => download("mask", downloadName("-mask.tif")));
+
+  // ---------------------------------------------------------------- start
+
+  loadJobs().then(poll);
+})();
