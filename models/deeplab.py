@@ -10,6 +10,10 @@ results — 55 3x3 convolutions, 16/32/64/128 kernels in four parts, 128 maps at
   convolution of parts 1-3 has stride 2 and widens to the next part's kernels (16->32->64->128); that of
   part 4 keeps stride 1 and 128 maps. 3 + 4 x 13 = 55 convolutions, 3 downsamplings = 1/8 resolution.
   No atrous convolutions: the paper describes none.
+- Each residual block's last batch norm starts with zero scale, so the 24 blocks start as identities
+  (Goyal et al. 2017, torchvision's ``zero_init_residual``): otherwise each sum doubles the activations'
+  variance and an untrained model's eval-mode outputs grow ~4000-fold through the encoder, too far for
+  float32 to export and compare.
 - Decoder: three 4x4 stride-2 transposed convolutions (+ batch norm + ReLU) with 64, 32, 16 kernels, each
   doubling the resolution back to full size; no skip connections (the paper names none).
 - Head: 1x1 convolution to one channel, sigmoid. He-normal initialisation.
@@ -38,6 +42,7 @@ class ResidualBlock(nn.Module):
             conv_bn_act(conv2d(channels, channels), channels, None),
         )
         self.relu = nn.ReLU(inplace=True)
+        nn.init.zeros_(self.body[-1][1].weight)  # start as identity (module docstring)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(x + self.body(x))
