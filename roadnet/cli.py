@@ -50,3 +50,7 @@ def main() -> None:
 from models.cli import models_command  # noqa: E402
 
 cli.add_command(models_command)
+from worker.cli_vectorize import score_graph_command, vectorize_command  # noqa: E402
+
+cli.add_command(vectorize_command)
+cli.add_command(score_graph_command)

@@ -1,0 +1,105 @@
+"""``roadnet vectorize`` and ``roadnet score-graph``: the road network from a mask, and its APLS."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from worker.vectorize_options import VectorizeOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULTS = VectorizeOptions()
+
+
+def _option(name: str, help_text: str) -> Callable[[F], F]:
+    default = getattr(_DEFAULTS, name)
+    return click.option(
+        "--" + name.replace("_", "-"),
+        name,
+        type=type(default),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
+_OPTIONS = [
+    _option("min_spur_m", "Drop dead-end branches off a junction shorter than this (metres)."),
+    _option("min_fragment_m", "Drop isolated pieces whose roads add up to less than this (metres)."),
+    _option("max_gap_m", "Join dead ends that line up when closer than this (metres); 0 turns it off."),
+    _option("max_gap_angle_deg", "Largest angle between a dead end's direction and the bridge (degrees)."),
+    _option("end_direction_m", "A dead end's direction is taken over its last this many metres."),
+    _option("simplify_m", "Douglas-Peucker tolerance (metres); 0 keeps every skeleton pixel."),
+    _option("fill_holes_m2", "Fill holes in the mask smaller than this area (square metres)."),
+    _option("block_size", "Vectorise blocks of this many pixels a side (bounds the memory)."),
+    _option("block_overlap", "Pixels read around each block; more than the widest road in pixels."),
+]
+
+
+def _with_options(command: F) -> F:
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+@click.command("vectorize")
+@click.argument("mask", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="GeoJSON to write (default: roads.geojson beside the mask).",
+)
+@_with_options
+def vectorize_command(mask: Path, out: Path | None, **options: float) -> None:
+    """Vectorise a road MASK (road > 0; 255 is no data only if the raster declares it) to GeoJSON.
+
+    Writes RFC 7946 GeoJSON in WGS 84 longitude/latitude, one LineString per road segment with
+    length_m, start_node and end_node. A mask without a CRS gives pixel coordinates. Thresholds are
+    metres on the ground.
+    """
+    from tqdm import tqdm
+
+    from worker.vectorize import vectorize_mask
+
+    out = out or mask.with_name("roads.geojson")
+    with tqdm(total=100, desc="vectorize", unit="%", leave=False) as bar:
+
+        def progress(fraction: float) -> None:
+            bar.update(round(100 * fraction) - bar.n)
+
+        summary = vectorize_mask(mask, out, options=VectorizeOptions(**options), progress=progress)  # type: ignore[arg-type]
+    length = (
+        f"{summary.total_length_m / 1000:.2f} km"
+        if summary.total_length_m is not None
+        else "pixel coordinates"
+    )
+    click.echo(f"{summary.out}: {summary.segments} segments, {summary.nodes} nodes, {length}")
+
+
+@click.command("score-graph")
+@click.argument("proposed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print both halves and the control point counts as JSON."
+)
+def score_graph_command(proposed: Path, truth: Path, as_json: bool) -> None:
+    """Print the APLS of the road network PROPOSED against TRUTH (GeoJSON lines in lon/lat).
+
+    SpaceNet 3's definition (CosmiQ apls): control points every 50 m, snapping within 4 m, path length
+    differences capped at 1, missing paths 1, harmonic mean of truth-onto-proposal and
+    proposal-onto-truth.
+    """
+    from worker.apls import apls
+
+    result = apls(proposed, truth)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        click.echo(f"APLS {result.apls:.4f}")
