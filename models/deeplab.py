@@ -37,12 +37,14 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        last_bn = nn.BatchNorm2d(channels)
+        nn.init.zeros_(last_bn.weight)  # start as identity (module docstring)
         self.body = nn.Sequential(
             conv_bn_act(conv2d(channels, channels), channels, nn.ReLU(inplace=True)),
-            conv_bn_act(conv2d(channels, channels), channels, None),
+            conv2d(channels, channels),
+            last_bn,
         )
         self.relu = nn.ReLU(inplace=True)
-        nn.init.zeros_(self.body[-1][1].weight)  # start as identity (module docstring)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(x + self.body(x))
