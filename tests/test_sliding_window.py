@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from worker.sliding_window import predict_array, window_starts
+from worker.sliding_window import predict_array, predict_rows, window_starts
 
 
 def test_window_starts_cover_edges() -> None:
@@ -43,3 +45,24 @@ def test_predict_array_matches_brute_force(height: int, width: int) -> None:
     assert count.min() >= 1
     np.testing.assert_allclose(got, (total / count)[:height, :width], atol=1e-6)
     assert got.shape == (height, width)
+
+
+def test_predict_rows_streams_in_bounded_memory() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (3, 1000, 300)).astype(np.uint8)
+    reads: list[tuple[int, int]] = []
+
+    def read_rows(start: int, stop: int) -> np.ndarray:
+        reads.append((start, stop))
+        return image[:, start:stop]
+
+    chunks = list(predict_rows(read_rows, 1000, 300, _fake_model, window=128, stride=32, batch_size=8))
+    # Reads are consecutive and disjoint, each one step of the grid (two rows of 7 windows fill a batch
+    # of 8); results come back in order.
+    assert reads[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(reads))
+    assert reads[-1][1] == 1000 and max(stop - start for start, stop in reads[1:]) <= 2 * 32
+    assert [start for start, _ in chunks] == list(np.cumsum([0] + [len(p) for _, p in chunks[:-1]]))
+    streamed = np.concatenate([p for _, p in chunks])
+    np.testing.assert_allclose(
+        streamed, predict_array(image.astype(np.float32), _fake_model, 128, 32, batch_size=3), atol=1e-6
+    )

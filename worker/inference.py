@@ -1,0 +1,255 @@
+"""Predict the roads of a scene of any size: the paper's stride-averaged windows, streamed in strips.
+
+:func:`predict_scene` reads the scene in strips of rows that follow the global window grid
+(:func:`worker.sliding_window.predict_rows`), so it holds only about one window's height of the scene
+and its accumulators at a time: memory grows with the scene's width, never its height, and time with
+its area. Finished rows go straight to tiled GeoTIFFs, which are then converted to Cloud-Optimised
+GeoTIFFs with overviews and moved into place (temporary file, then rename), so a reader never sees a
+half-written result.
+
+Outputs, with the input's CRS and transform (pixel coordinates when it has none):
+
+- ``mask.tif``: uint8, 1 road, 0 background, 255 no data;
+- ``probability.tif``: uint8, road probability scaled to 0-254, 255 no data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from worker.model import RoadModel, load_model
+from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
+from worker.sliding_window import predict_rows, window_starts
+
+log = logging.getLogger(__name__)
+
+NODATA = 255
+#: Probabilities are stored as round(p * 254), leaving 255 for no data.
+PROBABILITY_SCALE = 254
+#: Pixels per batch when the batch size is not given: 16 windows of 256 x 256, as in the paper.
+BATCH_PIXELS = 16 * 256 * 256
+#: Fast mode: larger windows at a stride of three quarters of the window (the network is fully convolutional),
+#: about (256 / 64)^2 / (1024 / 768)^2 = 9 times fewer pixels through the network than the paper's.
+FAST_WINDOW = 1024
+FAST_STRIDE = 768
+#: Tile size of the outputs; rows are written to the temporary GeoTIFFs a whole tile row at a time.
+BLOCK = 512
+#: GDAL's block cache while converting to COG: bounded, whatever the scene's size.
+GDAL_CACHE_MB = 256
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to run the sliding window; None takes the model's metadata (or, for the batch, a pixel budget)."""
+
+    window: int | None = None
+    stride: int | None = None
+    batch_size: int | None = None
+    #: Probability at and above which a pixel is a road.
+    threshold: float | None = None
+    #: 1-based bands used as R, G, B (see :mod:`worker.scene`).
+    bands: tuple[int, int, int] | None = None
+    #: Larger windows and stride (:data:`FAST_WINDOW`, :data:`FAST_STRIDE`) where not given.
+    fast: bool = False
+
+
+@dataclass(frozen=True)
+class PredictionOutputs:
+    """Where the results are and how they were made."""
+
+    mask: Path
+    probability: Path
+    scene: SceneInfo
+    model: Path
+    provider: str
+    window: int
+    stride: int
+    batch_size: int
+    threshold: float
+    windows: int
+    seconds: float
+    road_fraction: float
+
+
+def scene_windows(height: int, width: int, window: int, stride: int) -> int:
+    """How many windows the grid puts on a ``height`` x ``width`` scene."""
+    return len(window_starts(height, window, stride)) * len(window_starts(width, window, stride))
+
+
+def resolve_options(options: InferenceOptions, model: RoadModel) -> InferenceOptions:
+    """Fill the options' blanks from the model's metadata and fast mode."""
+    meta = model.metadata
+    window = options.window or (FAST_WINDOW if options.fast else meta.window)
+    stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
+    batch = options.batch_size or max(1, BATCH_PIXELS // (window * window))
+    threshold = meta.threshold if options.threshold is None else options.threshold
+    return replace(options, window=window, stride=stride, batch_size=batch, threshold=threshold)
+
+
+class _TiledWriter:
+    """Writes rows of one band to a tiled GeoTIFF, buffering until whole tile rows can be written."""
+
+    def __init__(self, path: Path, src: rasterio.io.DatasetReader, georeferenced: bool) -> None:
+        profile = {
+            "driver": "GTiff",
+            "width": src.width,
+            "height": src.height,
+            "count": 1,
+            "dtype": "uint8",
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": BLOCK,
+            "blockysize": BLOCK,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+        if georeferenced:
+            profile |= {"crs": src.crs, "transform": src.transform}
+        self.path = path
+        self.width = src.width
+        self.dst = rasterio.open(path, "w", **profile)
+        self.pending: list[np.ndarray] = []
+        self.written = 0
+
+    def write(self, rows: np.ndarray, final: bool = False) -> None:
+        self.pending.append(rows)
+        held = sum(len(p) for p in self.pending)
+        ready = held if final else held - held % BLOCK
+        if ready == 0:
+            return
+        data = np.concatenate(self.pending)
+        self.dst.write(data[:ready], 1, window=Window(0, self.written, self.width, ready))
+        self.written += ready
+        self.pending = [data[ready:]] if ready < held else []
+
+    def close(self) -> None:
+        self.dst.close()
+
+
+def _to_cog(tiled: Path, final: Path, resampling: str) -> None:
+    partial = final.with_name(f".{final.name}.partial")
+    rasterio.shutil.copy(
+        tiled,
+        partial,
+        driver="COG",
+        COMPRESS="DEFLATE",
+        PREDICTOR="YES",
+        BLOCKSIZE=BLOCK,
+        OVERVIEWS="AUTO",
+        OVERVIEW_RESAMPLING=resampling,
+        BIGTIFF="IF_SAFER",
+    )
+    os.replace(partial, final)
+    tiled.unlink()
+
+
+def predict_scene(
+    scene: Path,
+    out_dir: Path,
+    *,
+    model_path: Path | None = None,
+    options: InferenceOptions | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> PredictionOutputs:
+    """Predict the roads of ``scene`` into ``out_dir/mask.tif`` and ``out_dir/probability.tif``.
+
+    ``model_path`` defaults to the configured model (:func:`worker.model.default_model_path`).
+    ``progress`` gets the fraction done, 0 to 1. Raises the :mod:`worker.scene` input errors for a
+    scene inference cannot use and :class:`roadnet.errors.ModelError` for a bad model.
+    """
+    started = time.monotonic()
+    model = load_model(model_path)
+    opts = resolve_options(options or InferenceOptions(), model)
+    assert opts.window and opts.stride and opts.batch_size and opts.threshold is not None
+    info = inspect_scene(
+        Path(scene),
+        require_georeference=False,
+        bands=opts.bands,
+        min_side=min(opts.window, model.metadata.window),
+    )
+    # A window larger than the scene (fast mode on a small tile) shrinks to the scene.
+    window = min(opts.window, info.height, info.width)
+    stride = min(opts.stride, window)
+    total_windows = scene_windows(info.height, info.width, window, stride)
+    log.info(
+        "predicting %s (%dx%d) with %s on %s: window %d, stride %d, batch %d, %d windows",
+        info.path.name, info.width, info.height, model.path.name, model.provider, window, stride,
+        opts.batch_size, total_windows,
+    )  # fmt: skip
+
+    done = 0
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            # The last 5% are the conversion to Cloud-Optimised GeoTIFF.
+            progress(0.95 * done / total_windows)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mask_path, prob_path = out_dir / "mask.tif", out_dir / "probability.tif"
+    roads = valid_pixels = 0
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), warnings.catch_warnings(), open_scene(info) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        valid_rows: list[np.ndarray] = []  # validity of rows read but not yet written
+
+        def read_rows(start: int, stop: int) -> np.ndarray:
+            rgb, valid = read_rgb(src, info, start, stop)
+            valid_rows.append(valid)
+            return rgb
+
+        mask_out = _TiledWriter(out_dir / ".mask.tiled.tif", src, info.georeferenced)
+        prob_out = _TiledWriter(out_dir / ".probability.tiled.tif", src, info.georeferenced)
+        try:
+            rows = predict_rows(read_rows, info.height, info.width, model.predict, window, stride,
+                                opts.batch_size, on_batch)  # fmt: skip
+            for first, probability in rows:
+                held = np.concatenate(valid_rows)
+                valid, rest = held[: len(probability)], held[len(probability) :]
+                valid_rows[:] = [rest]
+                road = probability >= opts.threshold
+                last = first + len(probability) == info.height
+                mask_out.write(np.where(valid, road, NODATA).astype(np.uint8), final=last)
+                scaled = np.rint(probability * PROBABILITY_SCALE).astype(np.uint8)
+                prob_out.write(np.where(valid, scaled, NODATA).astype(np.uint8), final=last)
+                roads += int(np.count_nonzero(road & valid))
+                valid_pixels += int(np.count_nonzero(valid))
+        except BaseException:
+            for out in (mask_out, prob_out):
+                out.close()
+                out.path.unlink(missing_ok=True)
+            raise
+        mask_out.close()
+        prob_out.close()
+        _to_cog(mask_out.path, mask_path, "NEAREST")
+        _to_cog(prob_out.path, prob_path, "AVERAGE")
+    if progress is not None:
+        progress(1.0)
+    seconds = time.monotonic() - started
+    log.info("wrote %s and %s in %.1f s", mask_path, prob_path, seconds)
+    return PredictionOutputs(
+        mask=mask_path,
+        probability=prob_path,
+        scene=info,
+        model=model.path,
+        provider=model.provider,
+        window=window,
+        stride=stride,
+        batch_size=opts.batch_size,
+        threshold=opts.threshold,
+        windows=total_windows,
+        seconds=seconds,
+        road_fraction=roads / valid_pixels if valid_pixels else 0.0,
+    )
