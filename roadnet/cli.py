@@ -50,6 +50,14 @@ def main() -> None:
 from models.cli import models_command  # noqa: E402
 
 cli.add_command(models_command)
+from training.cli import evaluate_command, export_command, train_command  # noqa: E402
+
+cli.add_command(train_command)
+cli.add_command(export_command)
+cli.add_command(evaluate_command)
+from worker.cli import predict_command  # noqa: E402
+
+cli.add_command(predict_command)
 from worker.cli_vectorize import score_graph_command, vectorize_command  # noqa: E402
 
 cli.add_command(vectorize_command)
