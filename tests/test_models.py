@@ -14,7 +14,7 @@ from torch import nn
 
 from models import ARCHITECTURES, UnknownArchitectureError, create_model
 from roadnet.cli import cli
-from roadnet.errors import InputError
+from roadnet.errors import InputError, MissingDependencyError
 
 ODD_SIZE = (100, 147)  # a multiple of no network's stride
 
@@ -122,6 +122,13 @@ def test_unknown_architecture_lists_the_choices() -> None:
     with pytest.raises(KeyError, match="unknown architecture 'resnet'; choose one of: unet, deeplab, risnet"):
         create_model("resnet")
     assert issubclass(UnknownArchitectureError, InputError)
+
+
+def test_create_model_without_torch_names_the_train_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail as if not installed
+    monkeypatch.delitem(sys.modules, "models.unet", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"roadnet\[train\]"):
+        create_model("unet")
 
 
 def _convs(module: nn.Module, kernel_size: tuple[int, int]) -> list[nn.Conv2d]:
