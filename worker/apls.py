@@ -209,7 +209,7 @@ def apls_of_lines(proposal: Sequence[shapely.LineString], truth: Sequence[shapel
         return APLSResult(score, score, score, 0, 0)
     project = _utm_transformer([*proposal, *truth])
     graphs = [
-        build_graph([shapely.ops.transform(project.transform, line) for line in lines])
+        build_graph([shapely.transform(line, project.transform, interleaved=False) for line in lines])
         for lines in (truth, proposal)
     ]
     for graph in graphs:

@@ -101,7 +101,7 @@ def _pixel_size_m(src: DatasetReader) -> tuple[float, float]:
     """Ground length in metres of one pixel across and one pixel down, at the scene's centre."""
     to_wgs84 = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
     col, row = src.width / 2, src.height / 2
-    xs, ys = zip(*(src.transform * p for p in ((col, row), (col + 1, row), (col, row + 1))), strict=True)
+    xs, ys = zip(*(src.transform @ p for p in ((col, row), (col + 1, row), (col, row + 1))), strict=True)
     lons, lats = to_wgs84.transform(xs, ys)
     across = _GEOD.inv(lons[0], lats[0], lons[1], lats[1])[2]
     down = _GEOD.inv(lons[0], lats[0], lons[2], lats[2])[2]
@@ -185,19 +185,36 @@ def clean_graph(graph: nx.MultiGraph, options: VectorizeOptions) -> None:
     simplify_edges(graph, options.simplify_m)
 
 
+def _numbered_edges(graph: nx.MultiGraph) -> list[tuple[int, int, np.ndarray]]:
+    """Edges as (start id, end id, xy), in an order that depends only on the geometry.
+
+    Nodes are numbered top to bottom, then left to right; each edge runs from its lower-numbered node
+    and edges are sorted, so the output is the same however the scene was cut into blocks.
+    """
+    order = sorted(graph.nodes, key=lambda n: (graph.nodes[n]["xy"][1], graph.nodes[n]["xy"][0]))
+    node_id = {node: i for i, node in enumerate(order)}
+    edges = []
+    for u, v, data in graph.edges(data=True):
+        a, b = (node_id[u], node_id[v]) if data["start"] == u else (node_id[v], node_id[u])
+        xy = data["xy"]
+        if b < a:
+            a, b, xy = b, a, xy[::-1]
+        edges.append((a, b, xy))
+    edges.sort(key=lambda e: (e[0], e[1], len(e[2]), tuple(e[2][len(e[2]) // 2])))
+    return edges
+
+
 def _features(
     graph: nx.MultiGraph, src: DatasetReader, scale: tuple[float, float], georeferenced: bool
 ) -> Iterator[dict]:
-    """One GeoJSON feature per edge, nodes numbered from 0."""
-    sx, sy = scale
-    node_id = {node: i for i, node in enumerate(graph.nodes)}
+    """One GeoJSON feature per edge."""
     to_wgs84 = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True) if georeferenced else None
-    for fid, (u, v, data) in enumerate(graph.edges(data=True)):
-        start, end = (u, v) if data["start"] == u else (v, u)
-        px, py = data["xy"][:, 0] / sx, data["xy"][:, 1] / sy
-        props: dict[str, object] = {"start_node": node_id[start], "end_node": node_id[end]}
+    fid = 0
+    for start, end, xy in _numbered_edges(graph):
+        px, py = xy[:, 0] / scale[0], xy[:, 1] / scale[1]
+        props: dict[str, object] = {"start_node": start, "end_node": end}
         if to_wgs84 is not None:
-            x, y = to_wgs84.transform(*(src.transform * (px, py)))
+            x, y = to_wgs84.transform(*(src.transform @ (px, py)))
             coords = np.round(np.column_stack([x, y]), COORD_DECIMALS)
             props["length_m"] = round(float(_GEOD.line_length(coords[:, 0], coords[:, 1])), 2)
         else:
@@ -215,6 +232,7 @@ def _features(
             "properties": props,
             "geometry": {"type": "LineString", "coordinates": coords.tolist()},
         }
+        fid += 1
 
 
 def _write_geojson(features: Iterator[dict], out: Path) -> tuple[int, float]:
