@@ -62,3 +62,7 @@ from worker.cli_vectorize import score_graph_command, vectorize_command  # noqa:
 
 cli.add_command(vectorize_command)
 cli.add_command(score_graph_command)
+from service.cli import serve_command, worker_command  # noqa: E402
+
+cli.add_command(serve_command)
+cli.add_command(worker_command)

@@ -84,7 +84,7 @@ def _read_rgb(path: Path) -> np.ndarray:
         if bands.shape[0] == 1:
             bands = np.repeat(bands, 3, axis=0)
         return np.ascontiguousarray(bands.transpose(1, 2, 0))
-    return np.asarray(Image.open(path).convert("RGB"))
+    return np.array(Image.open(path).convert("RGB"))  # writable: torch.from_numpy needs it
 
 
 def _grey_threshold(label: Path, _image: Path) -> np.ndarray:
@@ -253,7 +253,7 @@ def cut_patch(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
     return np.pad(patch, padding)
 
 
-class PatchDataset:
+class PatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Training patches of in-memory images as raw 0-255 float tensors ``(3, P, P)`` and masks ``(1, P, P)``.
 
     Each item is augmented independently (the paper's 10 % chance per image) with a generator seeded
@@ -265,7 +265,9 @@ class PatchDataset:
     ) -> None:
         self.images, self.masks, self.size, self.augment, self.seed = images, masks, size, augment, seed
         self.index = [
-            (i, r, c) for i, image in enumerate(images) for r, c in patch_origins(*image.shape[:2], size)
+            (i, r, c)
+            for i, image in enumerate(images)
+            for r, c in patch_origins(image.shape[0], image.shape[1], size)
         ]
         self.epoch = 0
 

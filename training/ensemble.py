@@ -69,6 +69,6 @@ class MeanOfModels(nn.Module):
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside DDP / AveragedModel wrappers, as a detached copy."""
-    while hasattr(model, "module"):
-        model = model.module
+    while isinstance(inner := getattr(model, "module", None), nn.Module):
+        model = inner
     return copy.deepcopy(model)

@@ -1,0 +1,72 @@
+"""Rebuild a trained network from a run folder or checkpoint, as the ensemble the config asks for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models import create_model
+from roadnet.errors import ModelError
+from roadnet.model_metadata import ModelMetadata
+from training.export import Normalized
+
+ENSEMBLES = ("raw", "ema", "swa", "swa_ema")
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], Path]:
+    """The checkpoint dict of a run folder (``final.pt``, else ``last.pt``) or of a ``.pt`` file."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / "final.pt", path / "last.pt"]
+        path = next((p for p in candidates if p.is_file()), candidates[-1])
+    if not path.is_file():
+        raise ModelError(f"no checkpoint at {path}; train a run first with `roadnet train`")
+    return torch.load(path, map_location="cpu", weights_only=False), path
+
+
+def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Normalized, ModelMetadata]:
+    """The network (normalisation included, eval mode) and its export metadata.
+
+    ``ensemble`` (default: the config's ``export_ensemble``): ``raw`` weights, ``ema``, ``swa`` (the
+    average of the cyclic-lr snapshots, BN recomputed) or ``swa_ema`` (the same over the snapshots' EMA
+    weights). A run without snapshots (shorter than ``clr_start``, or unfinished) falls back to ``ema``,
+    and the metadata's provenance says so.
+    """
+    checkpoint, file = load_checkpoint(path)
+    config = checkpoint["config"]
+    wanted = ensemble or config.get("export_ensemble", "ema")
+    if wanted not in ENSEMBLES:
+        raise ModelError(f"unknown ensemble {wanted!r}; choose one of: {', '.join(ENSEMBLES)}")
+    # final.pt holds raw/ema/swa/swa_ema; last.pt (an unfinished run) holds model (raw) and ema.
+    keys = {"raw": "raw" if "raw" in checkpoint else "model"}
+    used = wanted if keys.get(wanted, wanted) in checkpoint else "ema"
+    state = checkpoint[keys.get(used, used)]
+    net = create_model(checkpoint["arch"], **checkpoint["model_kwargs"])
+    net.load_state_dict(state)
+    model = Normalized(net, checkpoint["mean"], checkpoint["std"]).eval()
+    provenance = {
+        "checkpoint": str(file.resolve()),
+        "ensemble": used,
+        "ensemble_requested": wanted,
+        "snapshots": checkpoint.get("snapshots", []),
+        "step": checkpoint.get("step"),
+        "epochs": config.get("epochs"),
+        "config": config,
+        "validation": checkpoint.get("scores", {}).get(used),
+        "validation_images": len(checkpoint.get("split", {}).get("val", [])) or None,
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    metadata = ModelMetadata(
+        arch=checkpoint["arch"],
+        mean=list(checkpoint["mean"]),
+        std=list(checkpoint["std"]),
+        window=int(config.get("window", 256)),
+        stride=64,  # the paper's inference stride, whatever validation used during training
+        threshold=float(checkpoint.get("threshold", config.get("threshold", 0.5))),
+        model_kwargs=dict(checkpoint["model_kwargs"]),
+        provenance=provenance,
+    )
+    return model, metadata

@@ -1,0 +1,127 @@
+"""``roadnet train``, ``roadnet export`` and ``roadnet evaluate``. torch is imported inside the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roadnet.errors import InputError, MissingDependencyError
+
+_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError("torch", "train") from exc
+
+
+@click.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data", required=True, multiple=True, type=_DIR, help="Folder of labelled pairs.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train_command(config_path: Path, data: tuple[Path, ...], out: Path, resume: bool) -> None:
+    """Train a road model by the paper's recipe (under torchrun: DistributedDataParallel)."""
+    _require_torch()
+    from training.config import TrainConfig
+    from training.train import train
+
+    final = train(TrainConfig.from_yaml(config_path), list(data), out, resume=resume)
+    click.echo(json.dumps({kind: round(s["miou"], 4) for kind, s in final.items()}))
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file.")
+@click.option(
+    "--ensemble",
+    type=click.Choice(["raw", "ema", "swa", "swa_ema"]),
+    default=None,
+    help="Which weights (default: the run config's export_ensemble).",
+)
+def export_command(run: Path, out: Path, ensemble: str | None) -> None:
+    """Export a run's ensembled model to ONNX (normalisation inside, roadnet metadata, checked)."""
+    _require_torch()
+    from training.checkpoint import model_from_checkpoint
+    from training.export import export_onnx
+
+    model, metadata = model_from_checkpoint(run, ensemble)
+    path = export_onnx(model.model, metadata, out)
+    click.echo(f"wrote {path} ({metadata.arch}, {metadata.provenance['ensemble']} weights)")
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "models",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="An .onnx file, a .pt checkpoint or a run folder; several: their predictions are averaged.",
+)
+@click.option("--data", "data", required=True, multiple=True, type=_DIR, help="Folder of labelled pairs.")
+@click.option(
+    "--split",
+    "split_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A run's split.json: score only its validation images.",
+)
+@click.option("--stride", type=int, default=None, help="Sliding-window stride (default: the model's, 64).")
+@click.option("--threshold", type=float, default=None, help="Road threshold (default: the model's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def evaluate_command(
+    models: tuple[Path, ...],
+    data: tuple[Path, ...],
+    split_path: Path | None,
+    stride: int | None,
+    threshold: float | None,
+    as_json: bool,
+) -> None:
+    """mIoU (per image, averaged), pooled IoU, precision and recall per dataset."""
+    from training.data import find_pairs, load_split
+    from training.evaluate import mean_predictor, onnx_predictor, per_dataset, score_images
+
+    predictors, metadatas = [], []
+    for path in models:
+        if path.suffix == ".onnx":
+            predict, metadata = onnx_predictor(path)
+        else:
+            _require_torch()
+            from training.checkpoint import model_from_checkpoint
+            from training.evaluate import torch_predictor
+
+            model, metadata = model_from_checkpoint(path)
+            predict = torch_predictor(model)
+        predictors.append(predict)
+        metadatas.append(metadata)
+    pairs = find_pairs(*data)
+    if split_path is not None:
+        wanted = set(load_split(split_path)["val"])
+        pairs = [pair for pair in pairs if pair.key in wanted]
+        if not pairs:
+            raise InputError(f"none of the validation images of {split_path} is under --data")
+    first = metadatas[0]
+    scores = score_images(
+        mean_predictor(predictors),
+        ((pair.key, *pair.load()) for pair in pairs),
+        window=first.window,
+        stride=stride or first.stride,
+        batch_size=16,
+        threshold=threshold if threshold is not None else first.threshold,
+    )
+    summary: dict[str, Any] = {**scores.summary(), "datasets": per_dataset(scores)}
+    summary.pop("loss")
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{'dataset':<16}{'images':>8}{'mIoU':>8}")
+    for name, row in summary["datasets"].items():
+        click.echo(f"{name:<16}{row['images']:>8}{row['miou']:>8.4f}")
+    click.echo(f"{'all':<16}{int(summary['images']):>8}{summary['miou']:>8.4f}")
+    pooled = f"pooled IoU {summary['iou']:.4f}  precision {summary['precision']:.4f}"
+    click.echo(f"{pooled}  recall {summary['recall']:.4f}")
