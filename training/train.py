@@ -34,7 +34,7 @@ from models import create_model
 from roadnet.errors import InputError
 from training.augment import AugmentConfig
 from training.config import TrainConfig
-from training.data import Pair, PatchDataset, channel_stats, find_pairs, load_split, split_pairs
+from training.data import PatchDataset, channel_stats, find_pairs, load_split, split_pairs
 from training.ensemble import average_weights, ema_model, recompute_bn
 from training.evaluate import score_images, torch_predictor
 from training.export import Normalized
