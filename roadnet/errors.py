@@ -45,6 +45,10 @@ class AuthenticationError(RoadnetError):
     """A missing or unknown API key."""
 
 
+class QueueUnavailableError(RoadnetError):
+    """The job queue (the Celery broker) cannot be reached, so a job cannot be started now."""
+
+
 class ModelError(RoadnetError):
     """The model file is missing, unreadable, or lacks the metadata inference needs."""
 

@@ -1,0 +1,241 @@
+"""``/jobs``: upload a scene to start a job, follow it, list, cancel, and download its results."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from rasterio.crs import CRS
+from starlette.concurrency import run_in_threadpool
+
+from roadnet.errors import ConflictError, InputError, NotFoundError, QueueUnavailableError
+from service.api.deps import CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
+from service.uploads import FILE_FIELD, receive_upload
+from worker.celery_app import RUN_JOB
+from worker.jobs import OUTPUTS, JobRecord, JobStatus, OutputName
+from worker.scene import SceneInfo, inspect_scene
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
+
+
+def job_public(record: JobRecord, request: Request) -> JobPublic:
+    """The status document of ``record``, with links relative to this request's base URL."""
+    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}"
+    links = [Link(href=base, rel="self", type="application/json", title="this status document")]
+    if record.status is JobStatus.successful:
+        links.append(Link(href=f"{base}/results", rel=RESULTS_REL, type="application/json", title="results"))
+        links += [
+            Link(href=f"{base}/results/{name}", rel="enclosure", type=OUTPUTS[name].media_type, title=name)
+            for name in record.results
+        ]
+    return JobPublic(
+        jobID=record.id,
+        status=record.status,
+        message=record.message,
+        created=record.created,
+        started=record.started,
+        finished=record.finished,
+        updated=record.updated,
+        progress=record.progress,
+        links=links,
+        filename=record.filename,
+        scene=record.scene,
+        options=record.options,
+        summary=record.summary,
+    )
+
+
+def _scene_summary(info: SceneInfo) -> dict[str, Any]:
+    return {
+        "width": info.width,
+        "height": info.height,
+        "bands": info.count,
+        "dtype": info.dtype,
+        "crs": CRS.from_wkt(info.crs).to_string() if info.crs else None,
+    }
+
+
+def _options(fields: dict[str, str]) -> JobCreate:
+    """The form fields as options; an empty field counts as not given."""
+    try:
+        return JobCreate.model_validate({name: value for name, value in fields.items() if value != ""})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
+            + (f" (got {error['input']!r})" if error["type"] != "extra_forbidden" else "")
+            for error in exc.errors()
+        )
+        raise InputError(f"invalid options: {problems}") from None
+
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD],
+                "properties": {
+                    FILE_FIELD: {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The scene: a georeferenced GeoTIFF with at least three bands (RGB).",
+                    },
+                    **JobCreate.model_json_schema()["properties"],
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobPublic,
+    summary="Upload a scene and start a job",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses={
+        413: {"description": "The upload is larger than ROADNET_MAX_UPLOAD_BYTES"},
+        422: {"description": "The file is not a usable scene, or an option is invalid; `detail` says why"},
+    },
+)
+async def create_job(
+    request: Request, settings: SettingsDep, store: StoreDep, celery: CeleryDep, owner: OwnerDep
+) -> JSONResponse:
+    """Upload a GeoTIFF (multipart field `file`) with optional options as form fields.
+
+    The file is checked before the job is queued: it must be a raster GDAL reads, georeferenced, with at
+    least three bands, within the size limits. The answer is the job's status document, with its URL in
+    `Location`. Nothing of a refused upload is kept.
+    """
+    upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
+    try:
+        options = _options(upload.fields)
+        try:
+            info = await run_in_threadpool(
+                inspect_scene,
+                upload.path,
+                require_georeference=True,
+                max_pixels=settings.max_scene_pixels,
+            )
+        except InputError as exc:
+            # The engine names the file it read, a temporary name: say the user's own instead.
+            raise type(exc)(str(exc).replace(upload.path.name, upload.filename)) from None
+        record = store.create(
+            upload.path,
+            owner=owner,
+            filename=upload.filename,
+            options=options.model_dump(exclude_defaults=True),
+            scene=_scene_summary(info),
+        )
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
+    try:
+        await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)
+    except Exception as exc:  # kombu raises its transport's own connection errors
+        shutil.rmtree(store.folder(record.id), ignore_errors=True)
+        log.error("could not queue job %s: %s", record.id, exc)
+        raise QueueUnavailableError(
+            "the job queue cannot be reached, so no job was started; try again in a minute"
+        ) from exc
+    log.info("job %s accepted: %s, %dx%d", record.id, upload.filename, info.width, info.height)
+    document = job_public(record, request)
+    return JSONResponse(
+        document.model_dump(mode="json"), status_code=201, headers={"Location": document.links[0].href}
+    )
+
+
+@router.get("", response_model=JobsPublic, summary="List your jobs, newest first")
+def list_jobs(
+    request: Request,
+    store: StoreDep,
+    owner: OwnerDep,
+    limit: int = Query(default=20, ge=1, le=100, description="Jobs per page"),
+    offset: int = Query(default=0, ge=0, description="Jobs skipped, newest first"),
+) -> JobsPublic:
+    """The caller's jobs (every job when the service has no API keys), newest first, one page at a time."""
+    records, total = store.page(owner, limit=limit, offset=offset)
+    url = request.url.remove_query_params(["limit", "offset"])
+    links = []
+    if offset + limit < total:
+        next_url = url.include_query_params(limit=limit, offset=offset + limit)
+        links.append(Link(href=str(next_url), rel="next", type="application/json"))
+    if offset > 0:
+        prev_url = url.include_query_params(limit=limit, offset=max(0, offset - limit))
+        links.append(Link(href=str(prev_url), rel="prev", type="application/json"))
+    return JobsPublic(jobs=[job_public(r, request) for r in records], numberMatched=total, links=links)
+
+
+@router.get("/{job_id}", response_model=JobPublic, summary="A job's status")
+async def get_job(record: JobDep, request: Request) -> JobPublic:
+    """The job's status document: `status`, `progress` (0-100) and `message`; links to the results once
+    the job is `successful`."""
+    return job_public(record, request)
+
+
+@router.delete("/{job_id}", response_model=JobPublic, summary="Cancel a job, or delete its results")
+def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
+    """Cancel a queued or running job, or delete a finished one's results: the job ends `dismissed`
+    and its files are deleted. Its status document stays until the results' time to live has passed.
+
+    A running job stops at its next progress report (within a second or so): the worker checks the
+    job's status there, which works the same with every broker.
+    """
+    return job_public(store.dismiss(record.id), request)
+
+
+def _require_successful(record: JobRecord) -> None:
+    if record.status is not JobStatus.successful:
+        why = {
+            JobStatus.accepted: "it is waiting for a worker",
+            JobStatus.running: "it is still running",
+            JobStatus.failed: f"it failed: {record.message}",
+            JobStatus.dismissed: "it was dismissed and its files deleted",
+        }[record.status]
+        raise ConflictError(f"job {record.id} has no results: {why}")
+
+
+@router.get("/{job_id}/results", response_model=dict[OutputName, ResultPublic], summary="A job's results")
+def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPublic]:
+    """Where each output of a successful job can be downloaded (409 before it is successful)."""
+    _require_successful(record)
+    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
+    return {
+        name: ResultPublic(href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title)
+        for name in record.results
+    }
+
+
+@router.get(
+    "/{job_id}/results/{output}",
+    response_class=FileResponse,
+    summary="Download one result",
+    responses={
+        200: {
+            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview: PNG",
+            "content": {o.media_type: {} for o in OUTPUTS.values()},
+        },
+        409: {"description": "The job is not successful (yet)"},
+    },
+)
+def get_result(record: JobDep, output: OutputName, store: StoreDep) -> FileResponse:
+    """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
+    grid and CRS), `roads` (GeoJSON, WGS 84) or `preview` (PNG). Range requests are served."""
+    _require_successful(record)
+    path = store.result_path(record.id, output)
+    if not path.is_file():
+        raise NotFoundError(f"job {record.id} has no {output.value} result (it was deleted)")
+    return FileResponse(
+        path, media_type=OUTPUTS[output].media_type, filename=f"{record.id}-{OUTPUTS[output].filename}"
+    )

@@ -1,0 +1,105 @@
+"""What the API reads and answers: ``*Create`` for input, ``*Public`` for output.
+
+Status documents follow OGC API - Processes - Part 1 (``statusInfo``, job list, process description),
+with a few roadnet fields of their own (``filename``, ``scene``, ``options``, ``summary``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from worker.jobs import JobOptions, JobStatus
+
+PROCESS_ID = "road-extraction"
+
+
+class JobCreate(JobOptions):
+    """The optional form fields of ``POST /jobs``, beside the GeoTIFF in the field ``file``."""
+
+
+class Link(BaseModel):
+    """A web link (OGC API ``link``)."""
+
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+class JobPublic(BaseModel):
+    """A job's status document (OGC API - Processes ``statusInfo``)."""
+
+    processID: str = PROCESS_ID
+    type: Literal["process"] = "process"
+    jobID: str = Field(description="The job's id, unguessable")
+    status: JobStatus
+    message: str = Field(description="What the job is doing, or why it failed")
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    updated: datetime
+    progress: int = Field(ge=0, le=100, description="Percent done")
+    links: list[Link] = Field(description="This document, and the results once the job is successful")
+    filename: str = Field(description="The uploaded file's name")
+    scene: dict[str, Any] = Field(description="The scene's size, bands and coordinate reference system")
+    options: dict[str, Any] = Field(description="The options the job was created with")
+    summary: dict[str, Any] = Field(description="When successful: road segments, length, model used")
+
+
+class JobsPublic(BaseModel):
+    """One page of the caller's jobs, newest first."""
+
+    jobs: list[JobPublic]
+    numberMatched: int = Field(description="How many jobs the caller has in all")
+    links: list[Link] = Field(description="The next and previous pages")
+
+
+class ResultPublic(BaseModel):
+    """Where one output of a job can be downloaded."""
+
+    href: str
+    type: str
+    title: str
+
+
+class ProcessSummaryPublic(BaseModel):
+    """A process as listed by ``GET /processes``."""
+
+    id: str
+    title: str
+    description: str
+    version: str
+    jobControlOptions: list[str]
+    outputTransmission: list[str]
+    links: list[Link]
+
+
+class ProcessPublic(ProcessSummaryPublic):
+    """A process with its inputs and outputs (OGC API - Processes ``process``)."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class ProcessesPublic(BaseModel):
+    """The processes this service runs."""
+
+    processes: list[ProcessSummaryPublic]
+    links: list[Link]
+
+
+class CheckPublic(BaseModel):
+    """One part of the service and whether it works."""
+
+    ok: bool
+    detail: str
+
+
+class HealthPublic(BaseModel):
+    """Whether the service can run jobs: ``ok`` when the broker, a worker and the model all are."""
+
+    status: Literal["ok", "degraded"]
+    checks: dict[str, CheckPublic]

@@ -1,0 +1,451 @@
+"""The job store: one folder per job in the data directory, shared by the service and every worker.
+
+Layout under ``<data_dir>/jobs/<job id>/``::
+
+    job.json        the record (:class:`JobRecord`), replaced atomically (temporary file, then rename)
+    .lock           flock'ed for every read-modify-write of the record
+    input.tif       the uploaded scene
+    work-<token>/   one attempt's outputs while it runs (removed when it ends)
+    results/        the published outputs, moved in from a finished attempt one rename each
+
+Why files and not SQLite: the data directory is a shared volume at scale (docker-compose, NFS), where
+SQLite's locking is unreliable, and a folder per job makes removal one ``rmtree``. The price is that
+listing reads every record; with results kept ``result_ttl_hours`` that is a few thousand small files.
+
+Job ids are ``secrets.token_urlsafe(16)`` (128 random bits); an id from a URL is checked against
+:data:`JOB_ID_PATTERN` before it names a folder, and result files have fixed names (:data:`OUTPUTS`), so no
+path is built from user input.
+
+Status lifecycle: ``accepted`` -> ``running`` -> ``successful`` | ``failed``; any state -> ``dismissed``
+(cancelled or deleted by its owner). The three last are final: a late update from a worker never
+changes them, which is what makes a redelivered or duplicated task harmless.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from roadnet.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+RECORD = "job.json"
+INPUT = "input.tif"
+RESULTS = "results"
+
+
+class JobStatus(StrEnum):
+    """OGC API - Processes status codes."""
+
+    accepted = "accepted"
+    running = "running"
+    successful = "successful"
+    failed = "failed"
+    dismissed = "dismissed"
+
+
+FINAL = frozenset({JobStatus.successful, JobStatus.failed, JobStatus.dismissed})
+
+
+@dataclass(frozen=True)
+class Output:
+    """One result of a job: its file name in ``results/``, media type and meaning."""
+
+    filename: str
+    media_type: str
+    title: str
+
+
+class OutputName(StrEnum):
+    """The results of a successful job."""
+
+    mask = "mask"
+    probability = "probability"
+    roads = "roads"
+    preview = "preview"
+
+
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+OUTPUTS: dict[OutputName, Output] = {
+    OutputName.mask: Output(
+        "mask.tif", COG, "Road mask: 1 road, 0 background (Cloud-Optimised GeoTIFF, scene grid)"
+    ),
+    OutputName.probability: Output(
+        "probability.tif", COG, "Road probability 0-1 per pixel (Cloud-Optimised GeoTIFF, scene grid)"
+    ),
+    OutputName.roads: Output(
+        "roads.geojson", "application/geo+json", "Road centrelines (RFC 7946 GeoJSON, WGS 84)"
+    ),
+    OutputName.preview: Output("preview.png", "image/png", "The scene with the roads drawn over it (PNG)"),
+}
+
+
+class JobOptions(BaseModel):
+    """What a user may set for one job; a field left None takes the model's or the engine's default."""
+
+    model_config = {"extra": "forbid"}
+
+    stride: int | None = Field(
+        default=None,
+        ge=16,
+        le=1024,
+        description="Sliding-window stride in pixels (default: the model's, 64 as in the paper). "
+        "Larger is faster; overlapping windows are averaged, so smaller is smoother.",
+    )
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Road probability at and above which a pixel is road (default: the model's, 0.5).",
+    )
+    fast: bool = Field(
+        default=False,
+        description="Larger windows at a larger stride: about 9 times less computation, slightly rougher.",
+    )
+    min_spur_m: float | None = Field(
+        default=None, ge=0, le=1000, description="Dead-end branches shorter than this (metres) are dropped."
+    )
+    min_fragment_m: float | None = Field(
+        default=None, ge=0, le=10_000, description="Road pieces under this total length (metres) are dropped."
+    )
+    max_gap_m: float | None = Field(
+        default=None, ge=0, le=1000, description="Aligned dead ends closer than this (metres) are joined."
+    )
+    simplify_m: float | None = Field(
+        default=None, ge=0, le=100, description="Tolerance of the line simplification (metres)."
+    )
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (every timestamp in a record is)."""
+    return datetime.now(UTC)
+
+
+class JobRecord(BaseModel):
+    """What the store knows about one job; ``job.json``."""
+
+    id: str
+    owner: str | None = Field(description="SHA-256 of the creator's API key; None without API keys")
+    status: JobStatus = JobStatus.accepted
+    message: str = ""
+    created: datetime
+    started: datetime | None = None
+    finished: datetime | None = None
+    updated: datetime
+    progress: int = Field(default=0, ge=0, le=100)
+    filename: str = Field(description="The uploaded file's name, for display only")
+    options: dict[str, Any] = Field(default_factory=dict)
+    scene: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = 0
+    worker: str | None = Field(default=None, description="Celery hostname of the worker running it")
+    results: list[OutputName] = Field(default_factory=list)
+
+
+class JobEnded(Exception):
+    """Raised into a running pipeline when its job was dismissed or removed meanwhile: stop quietly."""
+
+
+class JobStore:
+    """Job records and files under ``<data_dir>/jobs``; safe to use from many processes at once."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "jobs"
+        self.uploads = Path(data_dir) / "uploads"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    # ---- paths (never from user input: ids are checked, file names are fixed) ----
+
+    def folder(self, job_id: str) -> Path:
+        """The job's folder; :class:`NotFoundError` for a string that cannot be a job id."""
+        if not JOB_ID_PATTERN.fullmatch(job_id):
+            raise NotFoundError(f"no job {job_id!r}")
+        return self.root / job_id
+
+    def input_path(self, job_id: str) -> Path:
+        """The uploaded scene."""
+        return self.folder(job_id) / INPUT
+
+    def result_path(self, job_id: str, output: OutputName) -> Path:
+        """The published file of ``output`` (a key of :data:`OUTPUTS`)."""
+        return self.folder(job_id) / RESULTS / OUTPUTS[output].filename
+
+    def new_upload_path(self) -> Path:
+        """A fresh temporary file name in the data directory for an upload being received."""
+        return self.uploads / f"{secrets.token_urlsafe(12)}.part"
+
+    def new_workdir(self, job_id: str) -> Path:
+        """A fresh, empty folder for one attempt's outputs (published by :meth:`publish`)."""
+        workdir = self.folder(job_id) / f"work-{secrets.token_hex(6)}"
+        workdir.mkdir()
+        return workdir
+
+    # ---- records ----
+
+    def _read(self, folder: Path) -> JobRecord:
+        try:
+            return JobRecord.model_validate_json((folder / RECORD).read_bytes())
+        except FileNotFoundError:
+            raise NotFoundError(f"no job {folder.name!r}") from None
+
+    def _write(self, folder: Path, record: JobRecord) -> None:
+        record.updated = utcnow()
+        tmp = folder / f".{RECORD}.{secrets.token_hex(4)}"
+        tmp.write_text(record.model_dump_json(indent=1))
+        os.replace(tmp, folder / RECORD)
+
+    @contextmanager
+    def _locked(self, job_id: str) -> Iterator[tuple[Path, JobRecord]]:
+        """The job's folder and record, read under its lock; write the record back before leaving."""
+        folder = self.folder(job_id)
+        try:
+            fd = os.open(folder / ".lock", os.O_RDWR)
+        except FileNotFoundError:
+            raise NotFoundError(f"no job {job_id!r}") from None
+        try:
+            # flock (not lockf): it excludes threads of one process too, each holding its own open file.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield folder, self._read(folder)  # NotFoundError when removed while we waited
+        finally:
+            os.close(fd)
+
+    def create(
+        self,
+        upload: Path,
+        *,
+        owner: str | None,
+        filename: str,
+        options: Mapping[str, Any],
+        scene: Mapping[str, Any],
+    ) -> JobRecord:
+        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
+        job_id = secrets.token_urlsafe(16)
+        folder = self.folder(job_id)
+        folder.mkdir()
+        (folder / ".lock").touch()
+        os.replace(upload, folder / INPUT)
+        now = utcnow()
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            message="waiting for a worker",
+            created=now,
+            updated=now,
+            filename=filename,
+            options=dict(options),
+            scene=dict(scene),
+        )
+        self._write(folder, record)
+        return record
+
+    def get(self, job_id: str) -> JobRecord:
+        """The record; :class:`NotFoundError` when there is none."""
+        return self._read(self.folder(job_id))
+
+    def _records(self) -> Iterator[JobRecord]:
+        for folder in self.root.iterdir():
+            try:
+                yield self._read(folder)
+            except (NotFoundError, ValueError):  # removed meanwhile, or creation interrupted
+                continue
+
+    def page(self, owner: str | None, *, limit: int, offset: int = 0) -> tuple[list[JobRecord], int]:
+        """``owner``'s jobs (every job when None), newest first: one page and the total count."""
+        records = [r for r in self._records() if owner is None or r.owner == owner]
+        records.sort(key=lambda r: r.created, reverse=True)
+        return records[offset : offset + limit], len(records)
+
+    def ids(self, statuses: frozenset[JobStatus] | set[JobStatus]) -> list[str]:
+        """Ids of every job in one of ``statuses``, oldest first."""
+        records = sorted((r for r in self._records() if r.status in statuses), key=lambda r: r.created)
+        return [r.id for r in records]
+
+    # ---- transitions ----
+
+    def start(self, job_id: str, worker: str) -> JobRecord | None:
+        """Mark a job ``running`` for a new attempt; None when it is already final (nothing to do)."""
+        with self._locked(job_id) as (folder, record):
+            if record.status in FINAL:
+                return None
+            record.status = JobStatus.running
+            record.started = utcnow()
+            record.attempts += 1
+            record.worker = worker
+            record.progress = 0
+            record.message = (
+                "starting" if record.attempts == 1 else f"starting again (attempt {record.attempts})"
+            )
+            self._write(folder, record)
+            return record
+
+    def report(self, job_id: str, progress: int, message: str) -> None:
+        """Record a running job's progress; :class:`JobEnded` when it was dismissed or removed."""
+        try:
+            with self._locked(job_id) as (folder, record):
+                if record.status in FINAL:
+                    raise JobEnded(job_id)
+                record.progress = max(0, min(progress, 99))
+                record.message = message
+                self._write(folder, record)
+        except NotFoundError:
+            raise JobEnded(job_id) from None
+
+    def publish(self, job_id: str, workdir: Path, summary: Mapping[str, Any]) -> JobRecord:
+        """Move every output of :data:`OUTPUTS` from ``workdir`` into ``results/`` and end ``successful``.
+
+        Each file moves with one rename, so ``results/`` only ever holds complete files. Raises
+        :class:`JobEnded` when the job was dismissed meanwhile (the outputs are then not kept).
+        """
+        try:
+            with self._locked(job_id) as (folder, record):
+                if record.status in FINAL:
+                    raise JobEnded(job_id)
+                results = folder / RESULTS
+                results.mkdir(exist_ok=True)
+                for output in OUTPUTS.values():
+                    os.replace(workdir / output.filename, results / output.filename)
+                # Attempts killed earlier left their folders (a duplicate still running fails harmlessly).
+                for stale in folder.glob("work-*"):
+                    if stale != workdir:
+                        shutil.rmtree(stale, ignore_errors=True)
+                record.status = JobStatus.successful
+                record.finished = utcnow()
+                record.progress = 100
+                record.message = "finished"
+                record.summary = dict(summary)
+                record.results = list(OUTPUTS)
+                self._write(folder, record)
+                return record
+        except NotFoundError:
+            raise JobEnded(job_id) from None
+
+    def fail(self, job_id: str, message: str) -> None:
+        """End a job that is not final yet ``failed`` with ``message`` (no-op otherwise)."""
+        try:
+            with self._locked(job_id) as (folder, record):
+                if record.status in FINAL:
+                    return
+                record.status = JobStatus.failed
+                record.finished = utcnow()
+                record.message = message
+                self._write(folder, record)
+        except NotFoundError:
+            log.info("job %s was removed before it could be marked failed", job_id)
+
+    def dismiss(self, job_id: str) -> JobRecord:
+        """Cancel (or delete the results of) a job: it ends ``dismissed`` and its files are removed.
+
+        The record stays until the cleanup removes it, so a worker still running the job sees the
+        dismissal at its next progress report and stops.
+        """
+        with self._locked(job_id) as (folder, record):
+            if record.status is not JobStatus.dismissed:
+                record.status = JobStatus.dismissed
+                record.finished = utcnow()
+                record.message = "dismissed by its owner; its files were deleted"
+                record.results = []
+                self._write(folder, record)
+            for path in folder.iterdir():
+                if path.name not in (RECORD, ".lock"):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            return record
+
+    def requeue_unfinished(self) -> list[str]:
+        """Set every ``accepted`` or ``running`` job back to ``accepted``; their ids, oldest first.
+
+        For a worker that (re)starts with a broker that does not redeliver (embedded mode).
+        """
+        ids = self.ids({JobStatus.accepted, JobStatus.running})
+        for job_id in ids:
+            try:
+                with self._locked(job_id) as (folder, record):
+                    if record.status is JobStatus.running:
+                        record.status = JobStatus.accepted
+                        record.progress = 0
+                        record.message = "queued again: the worker stopped while running it"
+                        self._write(folder, record)
+            except NotFoundError:
+                continue
+        return ids
+
+    def remove_expired(self, ttl: timedelta, now: datetime | None = None) -> list[str]:
+        """Remove final jobs that ended more than ``ttl`` ago, and uploads abandoned that long ago."""
+        now = now or utcnow()
+        removed = []
+        for folder in self.root.iterdir():
+            try:
+                try:
+                    record = self._read(folder)
+                    if record.status not in FINAL:
+                        continue
+                    ended = record.finished or record.updated
+                except (NotFoundError, ValueError):  # no record: its creation was interrupted
+                    ended = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if now - ended > ttl:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        for upload in self.uploads.glob("*.part"):
+            try:
+                if now - datetime.fromtimestamp(upload.stat().st_mtime, UTC) > ttl:
+                    upload.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+# ---- worker heartbeats: how the service knows a worker is alive, whatever the broker ----
+
+#: Seconds between a worker's heartbeats; one older than three intervals is a dead worker's.
+HEARTBEAT_INTERVAL_S = 10.0
+
+
+def _heartbeat_path(data_dir: Path, hostname: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", hostname)
+    return Path(data_dir) / "workers" / f"{safe}.json"
+
+
+def record_heartbeat(data_dir: Path, hostname: str) -> None:
+    """Say that worker ``hostname`` is alive now (atomically replaced ``workers/<hostname>.json``)."""
+    path = _heartbeat_path(data_dir, hostname)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    tmp.write_text(json.dumps({"hostname": hostname, "pid": os.getpid(), "seen": utcnow().isoformat()}))
+    os.replace(tmp, path)
+
+
+def forget_worker(data_dir: Path, hostname: str) -> None:
+    """Remove a worker's heartbeat when it shuts down cleanly."""
+    _heartbeat_path(data_dir, hostname).unlink(missing_ok=True)
+
+
+def live_workers(data_dir: Path, now: datetime | None = None) -> list[str]:
+    """Hostnames of the workers whose last heartbeat is at most three intervals old."""
+    now = now or utcnow()
+    alive = []
+    for path in (Path(data_dir) / "workers").glob("*.json"):
+        try:
+            beat = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if now - datetime.fromisoformat(beat["seen"]) <= timedelta(seconds=3 * HEARTBEAT_INTERVAL_S):
+            alive.append(beat["hostname"])
+    return sorted(alive)

@@ -1,0 +1,145 @@
+"""One job from its uploaded scene to its published results: inference, vectorisation, preview.
+
+Idempotent, so a redelivered message may run it again: each attempt writes into a fresh folder of its
+own and publishes with one rename per file (:meth:`worker.jobs.JobStore.publish`), a job already final
+is left alone, and a job dismissed meanwhile stops at the next progress report.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from roadnet.errors import ModelError, RoadnetError
+from roadnet.settings import get_settings
+from worker.inference import InferenceOptions, predict_scene
+from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
+from worker.preview import render_preview
+from worker.vectorize import VectorizeOptions, vectorize_mask
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two writes of a job's progress (each also checks whether it was dismissed).
+REPORT_INTERVAL_S = 0.5
+#: The share of the progress bar (percent) each stage ends at.
+INFERENCE_END, VECTORIZE_END = 80, 97
+
+
+def time_limit_message(limit_s: int) -> str:
+    """Why a job that ran out of time failed, and what to do."""
+    return (
+        f"the job ran longer than the limit of {limit_s} s (ROADNET_JOB_TIME_LIMIT_S); upload a smaller "
+        "scene, or set a larger stride or fast mode"
+    )
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """Why a job failed on an error that is not the user's, and what to do."""
+    return (
+        f"the worker failed ({type(exc).__name__}: {exc}); try again, and tell the service's operator if "
+        "it happens again"
+    )
+
+
+class _Progress:
+    """Maps each stage's fraction done onto the job's percent, written at most every REPORT_INTERVAL_S."""
+
+    def __init__(self, store: JobStore, job_id: str, on_progress: Callable[[int], None] | None) -> None:
+        self.store, self.job_id, self.on_progress = store, job_id, on_progress
+        self.last = 0.0
+
+    def stage(self, start: int, end: int, message: str) -> Callable[[float], None]:
+        self.report(start, message, force=True)
+        return lambda fraction: self.report(start + (end - start) * fraction, message)
+
+    def report(self, percent: float, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < REPORT_INTERVAL_S:
+            return
+        self.last = now
+        self.store.report(self.job_id, int(percent), message)  # JobEnded when dismissed
+        if self.on_progress is not None:
+            self.on_progress(int(percent))
+
+
+def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
+    """The inference and vectorisation options a job's options stand for."""
+    inference = InferenceOptions(stride=options.stride, threshold=options.threshold, fast=options.fast)
+    lengths = {
+        name: value
+        for name in ("min_spur_m", "min_fragment_m", "max_gap_m", "simplify_m")
+        if (value := getattr(options, name)) is not None
+    }
+    return inference, VectorizeOptions(**lengths)
+
+
+def run_job(
+    job_id: str,
+    *,
+    store: JobStore,
+    model_path: Path | None,
+    worker: str,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run job ``job_id`` to its end: ``successful`` with its results, ``failed`` with a reason, or
+    stopped quietly when it was dismissed.
+
+    Errors that are not the user's (a bug, a full disk) end the job ``failed`` and are raised again,
+    so Celery records the failure too.
+    """
+    record = store.start(job_id, worker)
+    if record is None:
+        log.info("job %s is already final; nothing to do", job_id)
+        return
+    workdir = store.new_workdir(job_id)
+    progress = _Progress(store, job_id, on_progress)
+    try:
+        inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
+        prediction = predict_scene(
+            store.input_path(job_id),
+            workdir,
+            model_path=model_path,
+            options=inference_options,
+            progress=progress.stage(0, INFERENCE_END, "finding roads"),
+        )
+        vectors = vectorize_mask(
+            prediction.mask,
+            workdir / OUTPUTS[OutputName.roads].filename,
+            options=vectorize_options,
+            progress=progress.stage(INFERENCE_END, VECTORIZE_END, "tracing the road network"),
+        )
+        progress.stage(VECTORIZE_END, 100, "drawing the preview")
+        render_preview(store.input_path(job_id), vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        summary = {
+            "segments": vectors.segments,
+            "total_length_m": vectors.total_length_m,
+            "road_fraction": prediction.road_fraction,
+            "model": prediction.model.name,
+            "provider": prediction.provider,
+            "window": prediction.window,
+            "stride": prediction.stride,
+            "threshold": prediction.threshold,
+            "inference_s": round(prediction.seconds, 2),
+            "vectorize_options": asdict(vectorize_options),
+        }
+        store.publish(job_id, workdir, summary)
+        log.info("job %s successful", job_id)
+    except JobEnded:
+        log.info("job %s was dismissed while running; stopped", job_id)
+    except SoftTimeLimitExceeded:
+        store.fail(job_id, time_limit_message(get_settings().job_time_limit_s))
+    except ModelError as exc:
+        store.fail(job_id, f"the worker cannot use its model: {exc}; tell the service's operator")
+    except RoadnetError as exc:
+        store.fail(job_id, str(exc))
+    except Exception as exc:
+        store.fail(job_id, internal_error_message(exc))
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
