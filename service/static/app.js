@@ -4,7 +4,6 @@
 
 (() => {
   const KEY_STORAGE = "roadnet.apiKey";
-  const NAMES_STORAGE = "roadnet.jobNames"; // jobID -> uploaded file name, for jobs made in this browser
   const BASEMAP_STORAGE = "roadnet.basemap";
   const TERMINAL = new Set(["successful", "failed", "dismissed"]);
   const POLL_MS = 1000;
@@ -155,15 +154,18 @@
 
   // ---------------------------------------------------------------- upload
 
-  function rememberName(jobId, name) {
-    const names = JSON.parse(localStorage.getItem(NAMES_STORAGE) || "{}");
-    names[jobId] = name;
-    localStorage.setItem(NAMES_STORAGE, JSON.stringify(names));
+  function jobName(job) {
+    return job.filename || `job ${job.jobID.slice(0, 8)}`;
   }
 
-  function jobName(job) {
-    const names = JSON.parse(localStorage.getItem(NAMES_STORAGE) || "{}");
-    return job.filename || names[job.jobID] || `job ${job.jobID.slice(0, 8)}`;
+  /** What a job's row says under its status: the road count and length once it has succeeded. */
+  function jobMessage(job) {
+    const summary = job.summary || {};
+    if (job.status === "successful" && summary.segments !== undefined) {
+      const length = summary.total_length_m ? `, ${formatLength(summary.total_length_m)}` : "";
+      return `${summary.segments} roads${length}; click to view`;
+    }
+    return job.message || "";
   }
 
   /** The upload's options from the Options panel: only fields the user filled in. */
@@ -207,7 +209,6 @@
       });
       if (answer.status === 201) {
         const job = JSON.parse(answer.body);
-        rememberName(job.jobID, file.name);
         upsertJob(job);
         row.remove();
         return;
@@ -296,7 +297,7 @@
     parts.bar.hidden = !active;
     parts.bar.value = job.progress ?? 0;
     if (job.status === "accepted" && !job.progress) parts.bar.removeAttribute("value"); // indeterminate
-    parts.message.textContent = job.message || "";
+    parts.message.textContent = jobMessage(job);
     parts.action.textContent = active ? "Cancel" : "Delete";
     parts.action.title = active ? "Stop this job and delete its files" : "Delete this job and its results";
   }
@@ -315,6 +316,11 @@
   }
 
   function upsertJob(job) {
+    // Dismissed jobs were cancelled or deleted by their owner: their files are gone, so they leave the list.
+    if (job.status === "dismissed") {
+      dropJob(job.jobID);
+      return;
+    }
     let entry = jobs.get(job.jobID);
     if (!entry) {
       entry = { job, ...jobRow(job) };
@@ -399,7 +405,7 @@
     maxZoom: 19,
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
   });
-  const roadStyle = { color: "#ff2d95", weight: 4, opacity: 0.95 };
+  const roadStyle = { color: "#ff2d95", weight: 3, opacity: 0.95 };
   const roadHighlight = { color: "#ffe600", weight: 6 };
   let selectedJobId = null;
   let result = null; // { preview, mask, roads, urls } of the selected job
@@ -485,7 +491,8 @@
       });
       // The preview is placed on the scene's lon/lat bounds: the status document's bbox, else the
       // GeoJSON's; the roads' own extent is the last resort (it can be smaller than the scene).
-      const bounds = bboxBounds(job.bbox) || bboxBounds(roads.bbox) || roadsLayer.getBounds();
+      const bounds =
+        bboxBounds(job.bbox) || bboxBounds(job.scene?.bbox) || bboxBounds(roads.bbox) || roadsLayer.getBounds();
       if (!bounds.isValid()) throw new ApiError(0, "The result carries no bounds and no roads to place on the map.");
       const urls = { preview: URL.createObjectURL(preview) };
       if (maskPreview) urls.mask = URL.createObjectURL(maskPreview);
@@ -499,6 +506,11 @@
       const count = (roads.features || []).length;
       const total = (roads.features || []).reduce((sum, f) => sum + (Number(f.properties?.length_m) || 0), 0);
       $("result-summary").textContent = `${count} roads, ${formatLength(total)}`;
+      // Without a mask image from the service the second view is the scene preview alone: say so.
+      $("mask-view-label").querySelector("span").textContent = urls.mask ? "Mask" : "Image";
+      $("mask-view-label").title = urls.mask
+        ? "The road mask as the model predicted it"
+        : "The scene preview without the road lines (this service offers no mask image)";
       $("view-toggle").disabled = false;
       $("download-roads").disabled = false;
       $("download-mask").disabled = false;
@@ -517,6 +529,7 @@
   function applyView() {
     if (!result) return;
     const view = document.querySelector('input[name="view"]:checked').value;
+    map.closePopup();
     [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
     if (view === "mask") (result.mask || result.preview).addTo(map);
     else {

@@ -1,0 +1,262 @@
+"""The web page in a real browser: Debian's chromium driven by Playwright, against a running service.
+
+One service (``roadnet serve``: the API and its embedded worker, API keys on; started with the service
+tests' harness) and one browser serve the whole module. Every test but the key test starts with the key
+already in the page's localStorage; the key test starts without it and types it into the dialog.
+Requests to any host but the service are refused and recorded: the page must work with no internet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from service_harness import Process, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+API_KEY = "web-test-key"
+JOB_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_model: Path) -> Iterator[str]:
+    """``roadnet serve`` (the API and its embedded worker) with the tiny model and API keys on, so every
+    request of the page must carry the key; yields its URL once ``/healthz`` says it can run jobs."""
+    data_dir = tmp_path_factory.mktemp("web") / "data"
+    env = {
+        **os.environ,
+        "ROADNET_DATA_DIR": str(data_dir),
+        "ROADNET_MODEL_PATH": str(tiny_onnx_model),
+        "ROADNET_ORT_INTRA_OP_THREADS": "1",
+        "ROADNET_API_KEYS": API_KEY,
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = Process(["serve", "--port", str(port)], env, data_dir.parent / "serve.log")
+
+    def healthy() -> bool:
+        if serve.proc.poll() is not None:
+            pytest.fail(f"roadnet serve exited:\n{serve.tail()}", pytrace=False)
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, 60, f"roadnet serve on {url} to be healthy", interval=0.2)
+        yield url
+    finally:
+        serve.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: apt-get install -y chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Session:
+    """A fresh browser profile on the page, recording what would have gone to the internet."""
+
+    def __init__(self, browser: Browser, service: str, *, with_key: bool) -> None:
+        self.context: BrowserContext = browser.new_context(
+            viewport={"width": 1280, "height": 800}, accept_downloads=True
+        )
+        if with_key:
+            self.context.add_init_script(f"localStorage.setItem('roadnet.apiKey', {json.dumps(API_KEY)})")
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        own_host = urlsplit(service).netloc
+        self.context.route("**/*", self._route(own_host))
+        self.page: Page = self.context.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(service)
+
+    def _route(self, own_host: str) -> Callable[[Route], None]:
+        def handle(route: Route) -> None:
+            url = route.request.url
+            if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc != own_host:
+                self.outside.append(url)
+                route.abort()
+            else:
+                route.continue_()
+
+        return handle
+
+    def upload(self, path: Path) -> None:
+        self.page.set_input_files("#file-input", str(path))
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == [], f"JavaScript errors on the page: {self.errors}"
+        assert self.outside == [], f"the page reached outside the service: {self.outside}"
+
+
+@pytest.fixture
+def session(browser: Browser, service: str) -> Iterator[Session]:
+    session = Session(browser, service, with_key=True)
+    yield session
+    session.close()
+
+
+def api(service: str) -> httpx.Client:
+    return httpx.Client(base_url=service, headers={"X-API-Key": API_KEY}, timeout=30)
+
+
+def assert_dismissed(service: str, job_id: str | None) -> None:
+    """The job ended ``dismissed`` (its status document stays a while) or is gone altogether."""
+    with api(service) as client:
+        answer = client.get(f"/jobs/{job_id}")
+    assert answer.status_code == 404 or answer.json()["status"] == "dismissed", answer.text
+
+
+def test_page_and_its_files_are_served_by_the_service(service: str) -> None:
+    with httpx.Client(base_url=service) as client:
+        page = client.get("/")
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        for asset in ("static/app.js", "static/app.css", "static/vendor/leaflet/leaflet.js"):
+            assert f'"{asset}"' in page.text
+            response = client.get(f"/{asset}")
+            assert response.status_code == 200, asset
+        # The page is public even with API keys on: it asks for the key itself.
+        assert client.get("/jobs").status_code == 401
+
+
+def test_invalid_upload_dropped_shows_the_api_detail(session: Session, service: str) -> None:
+    content = "these are not pixels\n"
+    with api(service) as client:
+        answer = client.post("/jobs", files={"file": ("notes.txt", content.encode(), "text/plain")})
+    assert 400 <= answer.status_code < 500
+    detail = answer.json()["detail"]
+
+    # Drag and drop: a drop event carrying the file, as the browser sends when a file is dropped.
+    transfer = session.page.evaluate_handle(
+        """(content) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([content], "notes.txt", {type: "text/plain"}));
+          return transfer;
+        }""",
+        content,
+    )
+    session.page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+
+    failed = session.page.locator(".upload.failed")
+    expect(failed).to_be_visible()
+    expect(failed.locator(".name")).to_have_text("notes.txt")
+    expect(failed.locator(".message")).to_have_text(detail)
+
+
+def test_upload_watch_view_download_delete(session: Session, service: str, spacenet_scene: Path) -> None:
+    page = session.page
+    session.upload(spacenet_scene)
+
+    job = page.locator(".job").first
+    expect(job.locator(".name")).to_have_text(spacenet_scene.name)
+    expect(job).to_have_attribute("data-status", "successful", timeout=JOB_TIMEOUT_MS)
+    job_id = job.get_attribute("data-job-id")
+    with api(service) as client:
+        roads = client.get(f"/jobs/{job_id}/results/roads").json()
+    assert roads["features"], "the tiny model found no roads in the SpaceNet scene: nothing to draw"
+
+    job.click()
+    paths = page.locator(".leaflet-overlay-pane svg path")
+    expect(paths).to_have_count(len(roads["features"]))
+    expect(page.locator(".leaflet-overlay-pane img.leaflet-image-layer")).to_have_count(1)
+    expect(page.locator("#result-summary")).to_contain_text(f"{len(roads['features'])} roads")
+
+    # A click on a road opens its popup with its length.
+    point = page.evaluate(
+        """() => {
+          const path = document.querySelector(".leaflet-overlay-pane svg path");
+          const p = path.getPointAtLength(path.getTotalLength() / 2);
+          const m = path.getScreenCTM();
+          return {x: p.x * m.a + p.y * m.c + m.e, y: p.x * m.b + p.y * m.d + m.f};
+        }"""
+    )
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator(".leaflet-popup-content")).to_contain_text("Road: ")
+    page.wait_for_timeout(300)  # the popup fades in
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-result.png"))
+
+    # The Mask view hides the vectors; back to Roads shows them again.
+    page.locator("#mask-view-label").click()
+    expect(page.locator(".leaflet-popup")).to_have_count(0)
+    expect(paths).to_have_count(0)
+    expect(page.locator(".leaflet-overlay-pane img.leaflet-image-layer")).to_have_count(1)
+    page.screenshot(path=str(ARTIFACTS / "web-mask.png"))
+    page.locator("#view-toggle label").first.click()
+    expect(paths).to_have_count(len(roads["features"]))
+
+    with page.expect_download() as download_info:
+        page.click("#download-roads")
+    download = download_info.value
+    assert download.suggested_filename == "RGB-PanSharpen_img1447-roads.geojson"
+    assert json.loads(Path(download.path()).read_text()) == roads
+
+    with page.expect_download() as download_info:
+        page.click("#download-mask")
+    assert Path(download_info.value.path()).read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    job.locator("button", has_text="Delete").click()
+    expect(page.locator(f'.job[data-job-id="{job_id}"]')).to_have_count(0)
+    expect(page.locator("#result-title")).to_have_text("No job selected")
+    assert_dismissed(service, job_id)
+
+
+def test_cancel_a_job(session: Session, spacenet_scene: Path, service: str) -> None:
+    page = session.page
+    session.upload(spacenet_scene)
+    job = page.locator(".job").first
+    expect(job).to_be_visible()
+    job_id = job.get_attribute("data-job-id")
+    # Cancel while it is queued or running; a job that already finished is deleted instead.
+    page.once("dialog", lambda dialog: dialog.accept())
+    job.locator("button").click()
+    expect(page.locator(f'.job[data-job-id="{job_id}"]')).to_have_count(0)
+    assert_dismissed(service, job_id)
+
+
+def test_api_key_is_asked_once_and_sent(browser: Browser, service: str) -> None:
+    session = Session(browser, service, with_key=False)
+    page = session.page
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()
+    page.fill("#key-input", API_KEY)
+    with page.expect_response(lambda response: response.url == f"{service}/jobs") as listed:
+        page.click("#key-save")
+    assert listed.value.status == 200
+    assert listed.value.request.headers.get("x-api-key") == API_KEY
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('roadnet.apiKey')") == API_KEY
+
+    # Asked once: a new visit uses the stored key.
+    with page.expect_response(lambda response: response.url == f"{service}/jobs") as listed:
+        page.reload()
+    assert listed.value.status == 200
+    expect(dialog).to_be_hidden()
+    session.close()
