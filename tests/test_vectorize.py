@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +272,23 @@ def test_cli_vectorize_then_score_graph(shared_data: Path, tmp_path: Path) -> No
 
     result = runner.invoke(cli, ["vectorize", str(pairs / "RGB-PanSharpen_img1447.tif"), "--out", str(out)])
     assert result.exit_code == 2 and "3 bands; a road mask has one band" in result.output
+
+
+def test_geopackage_holds_the_same_roads(shared_data: Path, tmp_path: Path) -> None:
+    mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
+    geojson = vectorize_mask(mask, tmp_path / "roads.geojson")
+    gpkg = vectorize_mask(mask, tmp_path / "roads.gpkg")
+
+    db = sqlite3.connect(gpkg.out)
+    assert db.execute("PRAGMA application_id").fetchone() == (0x47504B47,)
+    assert db.execute("SELECT table_name, srs_id FROM gpkg_geometry_columns").fetchall() == [("roads", 4326)]
+    rows = db.execute("SELECT geom, length_m, start_node, end_node FROM roads ORDER BY fid").fetchall()
+    db.close()
+    features = load(geojson.out)["features"]
+    assert gpkg.segments == len(rows) == len(features)
+    for (blob, length, start, end), feature in zip(rows, features, strict=True):
+        assert blob[:2] == b"GP"
+        line = shapely.from_wkb(blob[8 + 32 :])  # header: magic, version, flags, srs id, xy envelope
+        assert list(line.coords) == [tuple(c) for c in feature["geometry"]["coordinates"]]
+        props = feature["properties"]
+        assert (length, start, end) == (props["length_m"], props["start_node"], props["end_node"])

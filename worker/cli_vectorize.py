@@ -37,7 +37,7 @@ _OPTIONS = [
     _option("simplify_m", "Douglas-Peucker tolerance (metres); 0 keeps every skeleton pixel."),
     _option("fill_holes_m2", "Fill holes in the mask smaller than this area (square metres)."),
     _option("block_size", "Vectorise blocks of this many pixels a side (bounds the memory)."),
-    _option("block_overlap", "Pixels read around each block; more than the widest road in pixels."),
+    _option("block_overlap", "Pixels read around each block; more than half the widest road in pixels."),
 ]
 
 

@@ -16,6 +16,7 @@ The steps, each threshold an option of :class:`VectorizeOptions` in metres on th
 4. Write GeoJSON per RFC 7946: WGS 84 longitude/latitude whatever the mask's CRS, no ``crs`` member,
    7 decimals (about 1 cm), one LineString feature per segment between two nodes (junctions or dead
    ends) with properties ``length_m`` (geodesic, WGS 84 ellipsoid), ``start_node`` and ``end_node``.
+   An output named ``*.gpkg`` gets the same features as a GeoPackage layer ``roads`` instead.
 
 Lengths in metres come from the pixel size on the ground at the scene's centre (geodesic distance to
 the next pixel across and down), so geographic CRSs such as EPSG:4326 work like projected ones.
@@ -46,6 +47,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import remove_small_holes, skeletonize
 
 from roadnet.errors import InputError, UnreadableRasterError
+from worker.geopackage import write_geopackage
 from worker.graph_clean import (
     add_edge,
     bridge_gaps,
@@ -258,20 +260,28 @@ def vectorize_mask(
     options: VectorizeOptions | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> VectorizeSummary:
-    """Vectorise the road mask ``mask`` into the GeoJSON file ``out``; see the module docstring.
+    """Vectorise the road mask ``mask`` into ``out``; see the module docstring.
+
+    ``out`` ending in ``.gpkg`` writes the same features as a GeoPackage layer ``roads``
+    (:mod:`worker.geopackage`); ``.geojson`` or ``.json`` writes GeoJSON.
 
     ``progress`` gets the fraction done, 0..1.
     """
     options = options or VectorizeOptions()
     out = Path(out)
-    if out.suffix.lower() not in (".geojson", ".json"):
-        raise InputError(f"{out.name}: the road network is written as GeoJSON; name it *.geojson")
+    suffix = out.suffix.lower()
+    if suffix not in (".geojson", ".json", ".gpkg"):
+        raise InputError(f"{out.name}: name the output *.geojson (GeoJSON) or *.gpkg (GeoPackage)")
     with _open_mask(Path(mask)) as src:
         georeferenced = src.crs is not None
         scale = _pixel_size_m(src) if georeferenced else (1.0, 1.0)
         graph, blocks = _skeleton_graph(src, options, scale, progress)
         clean_graph(graph, options)
-        count, total = _write_geojson(_features(graph, src, scale, georeferenced), out)
+        features = _features(graph, src, scale, georeferenced)
+        if suffix == ".gpkg":
+            count, total = write_geopackage(features, out, georeferenced=georeferenced)
+        else:
+            count, total = _write_geojson(features, out)
     if progress is not None:
         progress(1.0)
     return VectorizeSummary(

@@ -29,8 +29,9 @@ class VectorizeOptions:
     fill_holes_m2: float = 20.0
     #: Blocks of this many pixels a side are vectorised one at a time (bounds the memory).
     block_size: int = 2048
-    #: Pixels read around each block so the skeleton near its border is the whole scene's; must exceed
-    #: the widest road in pixels.
+    #: Pixels read around each block so the skeleton near its border is the whole scene's. It must exceed
+    #: half the widest road (or road-like blob) in pixels: 128 covers 250 px, 75 m at 0.3 m; narrower
+    #: overlaps add spurs and breaks where wider blobs cross a block border.
     block_overlap: int = 128
 
     def __post_init__(self) -> None:
