@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import GeoTiffWriter
 
 from roadnet.cli import cli
-from roadnet.errors import BandCountError, ModelError, SceneSizeError
+from roadnet.errors import BandCountError, InputError, ModelError, SceneSizeError
 from worker.inference import InferenceOptions, predict_scene
 from worker.model import choose_providers, load_model
 from worker.scene import inspect_scene, open_scene, read_rgb
@@ -129,17 +129,18 @@ def test_jpeg_written_in_pixel_coordinates(shared_data: Path, tiny_onnx_model: P
 def test_refusals(
     shared_data: Path, tiny_onnx_model: Path, write_geotiff: GeoTiffWriter, tmp_path: Path
 ) -> None:
+    out = tmp_path / "out"
+    pan = shared_data / "spacenet" / "pairs" / "road_mask_input.tif"
     with pytest.raises(BandCountError, match="single-band"):
-        predict_scene(
-            shared_data / "spacenet" / "pairs" / "road_mask_input.tif", tmp_path, model_path=tiny_onnx_model
-        )
+        predict_scene(pan, out, model_path=tiny_onnx_model)
     with pytest.raises(SceneSizeError, match="smaller than the model's 256x256 window"):
-        predict_scene(write_geotiff(np.zeros((3, 100, 400), np.uint8)), tmp_path, model_path=tiny_onnx_model)
+        predict_scene(write_geotiff(np.zeros((3, 100, 400), np.uint8)), out, model_path=tiny_onnx_model)
+    scene = write_geotiff(np.zeros((3, 256, 256), np.uint8), name="ok.tif")
     with pytest.raises(ModelError, match=r"model file .*missing\.onnx does not exist"):
-        predict_scene(
-            write_geotiff(np.zeros((3, 256, 256), np.uint8)), tmp_path, model_path=tmp_path / "missing.onnx"
-        )
-    assert not list(tmp_path.glob("*.tif*")) or all(p.name == "scene.tif" for p in tmp_path.glob("*.tif*"))
+        predict_scene(scene, out, model_path=tmp_path / "missing.onnx")
+    with pytest.raises(InputError, match="stride 300 is larger than the window 256"):
+        predict_scene(scene, out, model_path=tiny_onnx_model, options=InferenceOptions(stride=300))
+    assert not out.exists()
 
 
 def test_model_session(tiny_onnx_model: Path) -> None:
@@ -163,3 +164,9 @@ def test_cli_predict(spacenet_scene: Path, tiny_onnx_model: Path, tmp_path: Path
         cli, ["predict", str(pan), "--out", str(tmp_path), "--model", str(tiny_onnx_model)]
     )
     assert refused.exit_code == 2 and "needs three bands (red, green, blue)" in refused.output
+
+
+def test_missing_default_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("worker.model.weights_dir", lambda: tmp_path)
+    with pytest.raises(ModelError, match=r"roadnet-risnet\.onnx does not exist; the default model ships"):
+        load_model()

@@ -29,6 +29,7 @@ import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
+from roadnet.errors import InputError
 from worker.model import RoadModel, load_model
 from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
 from worker.sliding_window import predict_rows, window_starts
@@ -89,12 +90,18 @@ def scene_windows(height: int, width: int, window: int, stride: int) -> int:
 
 
 def resolve_options(options: InferenceOptions, model: RoadModel) -> InferenceOptions:
-    """Fill the options' blanks from the model's metadata and fast mode."""
+    """Fill the options' blanks from the model's metadata and fast mode; a stride over the window is an
+    :class:`InputError`."""
     meta = model.metadata
     window = options.window or (FAST_WINDOW if options.fast else meta.window)
     stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
     batch = options.batch_size or max(1, BATCH_PIXELS // (window * window))
     threshold = meta.threshold if options.threshold is None else options.threshold
+    if stride > window:
+        raise InputError(
+            f"stride {stride} is larger than the window {window}, which would leave pixels between windows "
+            "without a prediction; use a stride of at most the window"
+        )
     return replace(options, window=window, stride=stride, batch_size=batch, threshold=threshold)
 
 
