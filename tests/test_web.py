@@ -171,13 +171,32 @@ def test_invalid_upload_dropped_shows_the_api_detail(session: Session, service: 
 
 def test_upload_watch_view_download_delete(session: Session, service: str, spacenet_scene: Path) -> None:
     page = session.page
+    # An option from the panel the page builds from GET /processes/road-extraction.
+    page.click("#options summary")
+    page.fill('#options-fields input[name="stride"]', "128")
+
+    # The upload shows its own progress: throttled to about 3 s, its bar and percentage move.
+    cdp = session.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    throttle = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**throttle, "uploadThroughput": 400_000})
     session.upload(spacenet_scene)
+    page.wait_for_function(
+        """() => {
+          const bar = document.querySelector(".upload progress");
+          const text = document.querySelector(".upload .message")?.textContent;
+          return bar && bar.value > 0 && bar.value < 1 && /^Uploading… [1-9][0-9]? %$/.test(text);
+        }"""
+    )
+    cdp.send("Network.emulateNetworkConditions", {**throttle, "uploadThroughput": -1})
 
     job = page.locator(".job").first
     expect(job.locator(".name")).to_have_text(spacenet_scene.name)
+    expect(page.locator(".upload")).to_have_count(0)
     expect(job).to_have_attribute("data-status", "successful", timeout=JOB_TIMEOUT_MS)
     job_id = job.get_attribute("data-job-id")
     with api(service) as client:
+        assert client.get(f"/jobs/{job_id}").json()["options"] == {"stride": 128}
         roads = client.get(f"/jobs/{job_id}/results/roads").json()
     assert roads["features"], "the tiny model found no roads in the SpaceNet scene: nothing to draw"
 

@@ -168,14 +168,50 @@
     return job.message || "";
   }
 
-  /** The upload's options from the Options panel: only fields the user filled in. */
+  /** The upload's form: the file, and the options the user set (the API's defaults apply to the rest). */
   function uploadForm(file) {
     const form = new FormData();
     form.append("file", file);
-    for (const input of document.querySelectorAll(".options input")) {
-      if (input.value !== "") form.append(input.name, input.value);
+    for (const input of $("options-fields").querySelectorAll("input")) {
+      if (input.type === "checkbox" ? input.checked : input.value !== "") form.append(input.name, input.value);
     }
     return form;
+  }
+
+  /** The Options panel, built from the process description so it offers exactly what the API accepts. */
+  async function loadOptions() {
+    let process;
+    try {
+      process = await api("processes/road-extraction");
+    } catch {
+      return; // the panel stays hidden; uploads take the defaults
+    }
+    const fields = $("options-fields");
+    for (const [name, input] of Object.entries(process.inputs || {})) {
+      const schemas = input.schema.anyOf || [input.schema];
+      const schema = schemas.find((item) => item.type && item.type !== "null") || {};
+      if (!["integer", "number", "boolean"].includes(schema.type)) continue; // the file has its own control
+      const field = element("input");
+      field.name = name;
+      if (schema.type === "boolean") {
+        field.type = "checkbox";
+        field.value = "true";
+      } else {
+        field.type = "number";
+        field.step = schema.type === "integer" ? "1" : "any";
+        field.placeholder = "default";
+        const min = schema.minimum ?? schema.exclusiveMinimum;
+        const max = schema.maximum ?? schema.exclusiveMaximum;
+        if (min !== undefined) field.min = min;
+        if (max !== undefined) field.max = max;
+      }
+      // Lengths in metres are named *_m; their generated titles end in " M": say the unit instead.
+      const title = name.endsWith("_m") ? `${(input.title || name).replace(/ M$/, "")} (m)` : input.title || name;
+      const label = element("label", "option");
+      label.append(element("span", "", title), field, element("small", "hint", input.description || ""));
+      fields.append(label);
+    }
+    $("options").hidden = fields.children.length === 0;
   }
 
   /** POST /jobs with XMLHttpRequest, whose upload events give the progress fetch cannot. */
@@ -400,7 +436,8 @@
 
   // ---------------------------------------------------------------- result map
 
-  const map = L.map("map", { zoomControl: true, attributionControl: true }).setView([20, 0], 2);
+  // zoomSnap 0.25: a scene fills the map more tightly than whole zoom levels allow.
+  const map = L.map("map", { zoomSnap: 0.25, maxZoom: 22 }).setView([20, 0], 2);
   const basemap = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
     maxZoom: 19,
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
@@ -574,4 +611,5 @@
   // ---------------------------------------------------------------- start
 
   loadJobs().then(poll);
+  loadOptions();
 })();
