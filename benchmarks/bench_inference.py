@@ -121,12 +121,14 @@ def write_wide_scene(path: Path, height: int) -> Path:
     return path
 
 
-def scene_rss(onnx_path: Path, height: int, stride: int) -> dict:
-    """Peak RSS and time of predict_scene on a WIDE x ``height`` scene, in a fresh process."""
+def scene_rss(onnx_path: Path, height: int, stride: int | None) -> dict:
+    """Peak RSS and time of predict_scene on a WIDE x ``height`` scene, in a fresh process.
+
+    ``stride`` None runs fast mode."""
     with tempfile.TemporaryDirectory() as tmp:
         scene = write_wide_scene(Path(tmp) / "wide.tif", height)
         out = subprocess.run(
-            [sys.executable, __file__, "--child-scene", str(onnx_path), str(scene), str(stride)],
+            [sys.executable, __file__, "--child-scene", str(onnx_path), str(scene), str(stride or "fast")],
             check=True,
             capture_output=True,
             text=True,
@@ -134,18 +136,14 @@ def scene_rss(onnx_path: Path, height: int, stride: int) -> dict:
     return {"width": WIDE, "height": height, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
-def _child_scene(onnx_path: Path, scene: Path, stride: int) -> None:
+def _child_scene(onnx_path: Path, scene: Path, stride: str) -> None:
     from worker.inference import InferenceOptions, predict_scene
 
-    result = predict_scene(
-        scene, scene.parent / "out", model_path=onnx_path, options=InferenceOptions(stride=stride)
-    )
+    options = InferenceOptions(fast=True) if stride == "fast" else InferenceOptions(stride=int(stride))
+    result = predict_scene(scene, scene.parent / "out", model_path=onnx_path, options=options)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {"stride": stride, "windows": result.windows, "seconds": result.seconds, "peak_rss_mb": peak}
-        )
-    )
+    record = {"window": result.window, "stride": result.stride, "windows": result.windows}
+    print(json.dumps(record | {"seconds": result.seconds, "peak_rss_mb": peak}))
 
 
 def fast_mode(onnx_path: Path, pairs: int) -> dict:
@@ -194,6 +192,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "bench_inference.json")
     parser.add_argument("--pairs", type=int, default=3, help="DeepGlobe pairs for the fast-mode comparison")
+    parser.add_argument(
+        "--full-scene", action="store_true", help="also a whole 20 000 x 20 000 scene in fast mode (long)"
+    )
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -231,6 +232,8 @@ def main() -> None:
     report["scene_memory"] = [
         {"model": name, **scene_rss(default, height=height, stride=128)} for height in (256, 512)
     ] + [{"model": "paper-width RISNet", **scene_rss(paper, height=256, stride=256)}]
+    if args.full_scene:
+        report["scene_memory"].append({"model": name, **scene_rss(default, height=WIDE, stride=None)})
     report["fast_mode"] = {"model": name, **fast_mode(default, args.pairs)}
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     _print(report)
@@ -250,8 +253,8 @@ def _print(report: dict) -> None:
         )
     for m in report["scene_memory"]:
         print(
-            f"peak RSS {m['peak_rss_mb']:.0f} MB: {m['model']} on a {m['width']}x{m['height']} strip, stride "
-            f"{m['stride']}, {m['windows']} windows in {m['seconds']:.1f} s (memory grows with width only)"
+            f"peak RSS {m['peak_rss_mb']:.0f} MB: {m['model']} on {m['width']}x{m['height']}, window "
+            f"{m['window']}/stride {m['stride']}, {m['windows']} windows in {m['seconds']:.1f} s"
         )
     f = report["fast_mode"]
     print(
@@ -263,6 +266,6 @@ def _print(report: dict) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child-scene":
-        _child_scene(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        _child_scene(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     else:
         main()

@@ -145,6 +145,11 @@ class _TiledWriter:
         self.dst.close()
 
 
+def _with_nodata(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    values[~valid] = NODATA
+    return values
+
+
 def _to_cog(tiled: Path, final: Path, resampling: str) -> None:
     partial = final.with_name(f".{final.name}.partial")
     rasterio.shutil.copy(
@@ -228,9 +233,9 @@ def predict_scene(
                 valid_rows[:] = [rest]
                 road = probability >= opts.threshold
                 last = first + len(probability) == info.height
-                mask_out.write(np.where(valid, road, NODATA).astype(np.uint8), final=last)
+                mask_out.write(_with_nodata(road.astype(np.uint8), valid), final=last)
                 scaled = np.rint(probability * PROBABILITY_SCALE).astype(np.uint8)
-                prob_out.write(np.where(valid, scaled, NODATA).astype(np.uint8), final=last)
+                prob_out.write(_with_nodata(scaled, valid), final=last)
                 roads += int(np.count_nonzero(road & valid))
                 valid_pixels += int(np.count_nonzero(valid))
         except BaseException:
