@@ -23,12 +23,13 @@ def _broker(settings: Settings, celery: CeleryDep) -> CheckPublic:
         folder = broker_folder(settings) / "queue"
         ok = os.access(folder, os.W_OK)
         return CheckPublic(ok=ok, detail=f"embedded queue in {folder}" + ("" if ok else " is not writable"))
-    try:
-        with celery.connection_for_write() as conn:
+    with celery.connection_for_write() as conn:
+        where = conn.as_uri()  # the password masked
+        try:
             conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # kombu raises its transport's own connection errors
-        return CheckPublic(ok=False, detail=f"broker unreachable: {exc}")
-    return CheckPublic(ok=True, detail=f"broker {celery.conf.broker_url.split('@')[-1]} reachable")
+        except Exception as exc:  # kombu raises its transport's own connection errors
+            return CheckPublic(ok=False, detail=f"broker {where} unreachable: {exc}")
+    return CheckPublic(ok=True, detail=f"broker {where} reachable")
 
 
 def _workers(settings: Settings) -> CheckPublic:

@@ -217,8 +217,9 @@ def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPubl
     }
 
 
-@router.get(
+@router.api_route(
     "/{job_id}/results/{output}",
+    methods=["GET", "HEAD"],  # HEAD: GDAL's /vsicurl/ asks for the size before its range requests
     response_class=FileResponse,
     summary="Download one result",
     responses={
