@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from roadnet.errors import ModelError
+from roadnet.errors import InputError, ModelError
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from training.augment import AugmentConfig, augment
+from training.config import TrainConfig
+from training.data import Pair, channel_stats, cut_patch, find_pairs, patch_origins, split_pairs
+from training.ensemble import MeanOfModels, average_weights, ema_model, recompute_bn
 from training.export import export_onnx
+from training.metrics import Scores, bce_loss, soft_dice_loss
+from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
 
 torch.set_num_threads(1)
 
@@ -58,3 +65,197 @@ def test_tiny_onnx_model_fixture(tiny_onnx_model: Path) -> None:
     (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((2, 3, 64, 96), np.float32)})
     assert out.shape == (2, 1, 64, 96)
     assert out.min() >= 0 and out.max() <= 1
+
+
+# -- data ----------------------------------------------------------------------------------------------
+
+
+def test_find_pairs_reads_every_layout(shared_data: Path) -> None:
+    pairs = find_pairs(shared_data)
+    counts = Counter(pair.dataset for pair in pairs)
+    assert counts == {"deepglobe": 8, "epfl": 67, "ottawa": 10, "spacenet": 3, "massachusetts": 1}
+    assert len({pair.key for pair in pairs}) == len(pairs)
+    for key in ["ottawa/1-14-5", "epfl/satImage_001", "deepglobe/951_0_0", "ottawa/demo"]:
+        image, mask = next(p for p in pairs if p.key == key).load()
+        assert image.dtype == np.uint8 and image.shape[2] == 3
+        assert set(np.unique(mask)) == {0, 1}
+        assert 0.01 < mask.mean() < 0.3  # roads, not background, are the minority
+
+
+def test_spacenet_centrelines_rasterise_near_the_solaris_mask(shared_data: Path) -> None:
+    # The solaris sample ships both its centrelines and the raster mask solaris made from them; our
+    # rasterisation of the same lines must overlap it well (solaris' own buffer width is unknown).
+    folder = shared_data / "spacenet" / "pairs"
+    ours = Pair(
+        "spacenet",
+        "t",
+        folder / "road_mask_input.tif",
+        folder / "sample_roads_for_masking.geojson",
+        "centrelines",
+    )
+    theirs = Pair(
+        "spacenet", "t", folder / "road_mask_input.tif", folder / "sample_road_raster_mask.tif", "raster>=128"
+    )
+    (_, a), (_, b) = ours.load(), theirs.load()
+    assert (a & b).sum() / (a | b).sum() > 0.4
+
+
+def test_split_is_by_image_per_dataset_and_fixed_by_seed(shared_data: Path) -> None:
+    pairs = find_pairs(shared_data)
+    split = split_pairs(pairs, 0.15, seed=0)
+    assert not set(split["train"]) & set(split["val"])
+    assert sorted(split["train"] + split["val"]) == sorted(p.key for p in pairs)
+    assert split == split_pairs(list(reversed(pairs)), 0.15, seed=0)
+    assert split != split_pairs(pairs, 0.15, seed=1)
+    val_datasets = Counter(key.split("/")[0] for key in split["val"])
+    assert val_datasets["epfl"] == 10 and val_datasets["deepglobe"] == 1
+    assert "massachusetts" not in val_datasets  # one image only: kept for training
+
+
+def test_patches_cover_the_image_with_black_fill() -> None:
+    assert len(patch_origins(1024, 1024, 256)) == 16
+    origins = patch_origins(400, 300, 256)
+    assert origins == [(0, 0), (0, 256), (256, 0), (256, 256)]
+    image = np.full((400, 300, 3), 7, np.uint8)
+    corner = cut_patch(image, 256, 256, 256)
+    assert corner.shape == (256, 256, 3)
+    assert (corner[:144, :44] == 7).all() and (corner[144:] == 0).all() and (corner[:, 44:] == 0).all()
+
+
+def test_channel_stats() -> None:
+    images = [np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 10, np.uint8)]
+    mean, std = channel_stats(images)
+    assert mean == pytest.approx([5.0] * 3) and std == pytest.approx([5.0] * 3)
+
+
+def test_augmentation_moves_image_and_mask_together() -> None:
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 20:28, :] = 1  # a horizontal road
+    mask[:, :, 40:44] = 1  # and a vertical one
+    image = mask.repeat(3, 1, 1) * 200
+    config = AugmentConfig(p=1.0, scale=(0.8, 0.8), zoom=(1.1, 1.1), shear_deg=5.0, jitter=0.0)
+    out_image, out_mask = augment(image, mask, config, torch.Generator().manual_seed(3))
+    assert not torch.equal(out_mask, mask)  # it did warp
+    assert set(out_mask.unique().tolist()) <= {0.0, 1.0}
+    agreement = ((out_image[0] > 100) == (out_mask[0] > 0.5)).float().mean()
+    assert agreement > 0.98  # only bilinear edge pixels may differ
+
+
+def test_augmentation_chance() -> None:
+    image, mask = torch.rand(3, 16, 16) * 255, torch.zeros(1, 16, 16)
+    generator = torch.Generator().manual_seed(0)
+    changed = sum(
+        not torch.equal(augment(image, mask, AugmentConfig(), generator)[0], image) for _ in range(1000)
+    )
+    assert 60 < changed < 140  # 10 %
+
+
+# -- loss, metrics, schedule ---------------------------------------------------------------------------
+
+
+def test_soft_dice_loss_is_equation_3() -> None:
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2] = 1  # 8 road pixels
+    assert soft_dice_loss(target, target).item() == pytest.approx(-16 / 17)
+    assert soft_dice_loss(torch.zeros_like(target), target).item() == 0
+    half = torch.full_like(target, 0.5)
+    assert soft_dice_loss(half, target).item() == pytest.approx(-8 / (8 + 8 + 1))
+    assert bce_loss(target, target).item() < 1e-5
+
+
+def test_scores_average_per_image_and_pool() -> None:
+    scores = Scores()
+    truth = np.zeros((4, 4))
+    truth[0, :2] = 1
+    prob = np.zeros((4, 4))
+    prob[0, :1] = 0.9  # 1 of 2 found: IoU 0.5
+    scores.add("a/1", prob, truth, 0.5)
+    scores.add("b/1", np.zeros((4, 4)), np.zeros((4, 4)), 0.5)  # nothing to find, nothing found: 1
+    summary = scores.summary()
+    assert summary["miou"] == pytest.approx(0.75)
+    assert summary["iou"] == pytest.approx(0.5)
+    assert summary["precision"] == 1 and summary["recall"] == 0.5
+    assert Scores.from_tensor(scores.as_tensor()).summary() == summary
+
+
+def test_plateau_halves_after_patience() -> None:
+    config = TrainConfig(plateau_patience=3)
+    state = PlateauState(lr=2e-4)
+    for loss in [-0.5, -0.6, -0.6, -0.55, -0.6]:
+        state = plateau_step(state, loss, config)
+    assert state == PlateauState(lr=1e-4, best=-0.6, bad_epochs=0)  # 3 epochs without a new best
+    state = plateau_step(PlateauState(lr=2e-4, best=-0.6, bad_epochs=2), -0.59, config)
+    assert state == PlateauState(lr=1e-4, best=-0.6, bad_epochs=0)
+
+
+def test_schedule_phases() -> None:
+    config = TrainConfig(epochs=150, clr_start=100, clr_cycle=10, clr_max_lr=2e-4, clr_min_lr=1e-5)
+    plateau = PlateauState(lr=5e-5)
+    assert learning_rate(99, 0.9, plateau, config) == 5e-5  # plateau phase: the halved rate
+    assert learning_rate(100, 0.0, plateau, config) == pytest.approx(2e-4)  # cycle starts high
+    assert learning_rate(109, 0.999, plateau, config) == pytest.approx(1e-5, rel=1e-3)  # ends low
+    assert learning_rate(110, 0.0, plateau, config) == pytest.approx(2e-4)  # and jumps back up
+    rates = [learning_rate(100 + e, f / 4, plateau, config) for e in range(10) for f in range(4)]
+    assert rates == sorted(rates, reverse=True)
+    snapshots = [e for e in range(150) if is_snapshot_epoch(e, config)]
+    assert snapshots == [109, 119, 129, 139, 149]
+
+
+def test_configs_load() -> None:
+    configs = Path(__file__).resolve().parents[1] / "training" / "configs"
+    paper = TrainConfig.from_yaml(configs / "paper.yaml")
+    assert (paper.lr, paper.betas, paper.epochs, paper.plateau_patience, paper.clr_start) == (
+        2e-4,
+        (0.9, 0.999),
+        150,
+        10,
+        100,
+    )
+    for name in ["cpu-small.yaml", "smoke.yaml"]:
+        config = TrainConfig.from_yaml(configs / name)
+        assert 0 < config.clr_start < config.epochs  # short runs still reach the cyclic phase
+    with pytest.raises(InputError, match="unknown config keys"):
+        TrainConfig.from_dict({"epoch": 3})
+
+
+# -- ensembling ----------------------------------------------------------------------------------------
+
+
+def test_ema_follows_weights_with_decay() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    ema = ema_model(model, decay=0.5)
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update_parameters(model)
+    ema.update_parameters(model)
+    assert ema.module.weight.item() == pytest.approx(0.75)  # 0 -> 0.5 -> 0.75
+
+
+def test_snapshot_average_and_bn_recompute() -> None:
+    states = [
+        {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(5)},
+        {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(7)},
+    ]
+    averaged = average_weights(states)
+    assert averaged["w"].tolist() == [2.0, 4.0] and averaged["n"].item() == 7
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).eval()
+    batches = [torch.full((2, 1, 3, 3), 4.0) + torch.randn(2, 1, 3, 3) for _ in range(5)]
+    recompute_bn(model, batches)
+    conv_out = torch.cat([model[0](b) for b in batches]).detach()
+    assert model[1].running_mean.item() == pytest.approx(conv_out.mean().item(), abs=1e-4)
+    assert not model.training and model[1].momentum == 0.1
+
+
+def test_mean_of_models_averages_predictions() -> None:
+    class Constant(nn.Module):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(x[:, :1], self.value)
+
+    out = MeanOfModels([Constant(0.2), Constant(0.6)])(torch.zeros(1, 3, 4, 4))
+    assert torch.allclose(out, torch.full((1, 1, 4, 4), 0.4))

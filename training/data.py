@@ -114,25 +114,30 @@ def _raster_threshold(label: Path, _image: Path) -> np.ndarray:
 def _centrelines(label: Path, image: Path) -> np.ndarray:
     """Rasterise GeoJSON centrelines buffered by :data:`SPACENET_HALF_WIDTH_M` on the image's grid."""
     import rasterio
+    import shapely
     from rasterio.features import rasterize
     from shapely.geometry import shape
-    from shapely.ops import transform as reproject
 
     with rasterio.open(image) as src:
         height, width, affine, crs = src.height, src.width, src.transform, src.crs
-    inverse = ~affine
+    inv = ~affine
     if crs is not None and crs.is_geographic:
-        latitude = math.radians((affine * (width / 2, height / 2))[1])
+        latitude = math.radians(affine.f + affine.e * height / 2)
         metres_per_px = 0.5 * (abs(affine.a) * math.cos(latitude) + abs(affine.e)) * 111_320
     else:
         metres_per_px = 0.5 * (abs(affine.a) + abs(affine.e))
     radius_px = SPACENET_HALF_WIDTH_M / metres_per_px
+
+    def to_pixels(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f])
+
     features = json.loads(label.read_text())["features"]
     shapes = []
     for feature in features:
         if not feature.get("geometry"):
             continue
-        geometry = reproject(lambda x, y, z=None: inverse * (x, y), shape(feature["geometry"]))
+        geometry = shapely.transform(shape(feature["geometry"]), to_pixels)
         shapes.append((geometry.buffer(radius_px), 1))
     if not shapes:
         return np.zeros((height, width), bool)

@@ -218,7 +218,9 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             )
 
     # -- ensembles: the snapshot averages, BN statistics recomputed; the Table 1 row ---------------------
-    final: dict[str, Any] = {"single": validate(model), "ema": validate(ema.module)}
+    if start_epoch >= config.epochs:  # resumed a finished run: nothing trained, score it afresh
+        raw_scores, ema_scores = validate(model), validate(ema.module)
+    final: dict[str, Any] = {"single": raw_scores, "ema": ema_scores}
     averaged: dict[str, dict[str, torch.Tensor]] = {}
     if snapshots:
         states = [torch.load(out / name, map_location="cpu", weights_only=False) for name in snapshots]
