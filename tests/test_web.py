@@ -87,6 +87,7 @@ class Session:
         if with_key:
             self.context.add_init_script(f"localStorage.setItem('roadnet.apiKey', {json.dumps(API_KEY)})")
         self.outside: list[str] = []
+        self.allowed_outside: tuple[str, ...] = ()  # URL prefixes a test lets the page ask for (then aborted)
         self.errors: list[str] = []
         own_host = urlsplit(service).netloc
         self.context.route("**/*", self._route(own_host))
@@ -98,7 +99,8 @@ class Session:
         def handle(route: Route) -> None:
             url = route.request.url
             if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc != own_host:
-                self.outside.append(url)
+                if not url.startswith(self.allowed_outside):
+                    self.outside.append(url)
                 route.abort()
             else:
                 route.continue_()
@@ -239,6 +241,13 @@ def test_upload_watch_view_download_delete(session: Session, service: str, space
     with page.expect_download() as download_info:
         page.click("#download-mask")
     assert Path(download_info.value.path()).read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
+
+    # The basemap is off by default (nothing so far went outside); checked, it asks OpenStreetMap for tiles.
+    assert session.outside == []
+    session.allowed_outside = ("https://tile.openstreetmap.org/",)
+    with page.expect_request(lambda request: request.url.startswith(session.allowed_outside)):
+        page.check("#basemap-toggle")
+    page.uncheck("#basemap-toggle")
 
     page.once("dialog", lambda dialog: dialog.accept())
     job.locator("button", has_text="Delete").click()

@@ -313,9 +313,16 @@
     const meta = element("div", "meta");
     meta.append(parts.status, parts.time);
     row.append(head, meta, parts.bar, parts.message);
-    row.addEventListener("click", () => {
+    const open = () => {
       const entry = jobs.get(job.jobID);
       if (entry && entry.job.status === "successful") showResult(entry.job);
+    };
+    row.addEventListener("click", open);
+    row.addEventListener("keydown", (event) => {
+      if (event.target === row && (event.key === "Enter" || event.key === " ")) {
+        event.preventDefault();
+        open();
+      }
     });
     return { row, parts };
   }
@@ -325,6 +332,7 @@
     const active = !TERMINAL.has(job.status);
     row.dataset.status = job.status;
     row.classList.toggle("selectable", job.status === "successful");
+    row.tabIndex = job.status === "successful" ? 0 : -1;
     row.classList.toggle("selected", job.jobID === selectedJobId);
     parts.name.textContent = jobName(job);
     parts.name.title = job.jobID;
@@ -426,8 +434,10 @@
       active.map(async ({ job }) => {
         try {
           upsertJob(await api(`jobs/${job.jobID}`));
+          showJobsError("");
         } catch (error) {
           if (error.status === 404) dropJob(job.jobID);
+          else showJobsError(error.message); // e.g. the service restarts: keep polling, say why it stalls
         }
       }),
     );
