@@ -81,13 +81,27 @@ def write_mask(path: Path, size: int, seed: int = 0) -> float:
     return road_pixels / size**2
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory.
+
+    Linux's VmHWM, which starts afresh at exec; ru_maxrss would carry over the parent's peak (from
+    generating the mask) into the spawned child.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _run(mask: Path, out: Path, queue: multiprocessing.Queue) -> None:
     from worker.vectorize import vectorize_mask
 
     start = time.perf_counter()
     summary = vectorize_mask(mask, out)
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = _peak_rss_mib()
     queue.put(
         {
             "seconds": seconds,

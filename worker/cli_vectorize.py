@@ -54,15 +54,15 @@ def _with_options(command: F) -> F:
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="GeoJSON to write (default: roads.geojson beside the mask).",
+    help="GeoJSON to write, or *.gpkg for a GeoPackage (default: roads.geojson beside the mask).",
 )
 @_with_options
 def vectorize_command(mask: Path, out: Path | None, **options: float) -> None:
     """Vectorise a road MASK (road > 0; 255 is no data only if the raster declares it) to GeoJSON.
 
-    Writes RFC 7946 GeoJSON in WGS 84 longitude/latitude, one LineString per road segment with
-    length_m, start_node and end_node. A mask without a CRS gives pixel coordinates. Thresholds are
-    metres on the ground.
+    Writes RFC 7946 GeoJSON in WGS 84 longitude/latitude (or a GeoPackage layer "roads" for --out
+    *.gpkg), one LineString per road segment with length_m, start_node and end_node. A mask without a
+    CRS gives pixel coordinates. Thresholds are metres on the ground.
     """
     from tqdm import tqdm
 
