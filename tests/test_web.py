@@ -242,6 +242,11 @@ def test_upload_watch_view_download_delete(session: Session, service: str, space
         page.click("#download-mask")
     assert Path(download_info.value.path()).read_bytes()[:4] in (b"II*\x00", b"MM\x00*")
 
+    # The address names the job shown, so a reload (or a bookmark) comes back to it.
+    assert page.url.endswith(f"#job={job_id}")
+    page.reload()
+    expect(paths).to_have_count(len(roads["features"]))
+
     # The basemap is off by default (nothing so far went outside); checked, it asks OpenStreetMap for tiles.
     assert session.outside == []
     session.allowed_outside = ("https://tile.openstreetmap.org/",)

@@ -487,6 +487,7 @@
     }
     result = null;
     selectedJobId = null;
+    history.replaceState(null, "", location.pathname + location.search);
     $("result-title").textContent = "No job selected";
     $("result-summary").textContent = "";
     $("view-toggle").disabled = true;
@@ -514,6 +515,7 @@
   async function showResult(job) {
     clearResult();
     selectedJobId = job.jobID;
+    history.replaceState(null, "", `#job=${job.jobID}`); // a reload (or a bookmark) comes back to it
     jobs.forEach(renderJob);
     $("result-title").textContent = jobName(job);
     $("result-title").title = jobName(job);
@@ -620,6 +622,19 @@
 
   // ---------------------------------------------------------------- start
 
-  loadJobs().then(poll);
+  /** The job named in the address (#job=ID), shown once the list is loaded. */
+  async function showJobFromAddress() {
+    const jobId = new URLSearchParams(location.hash.slice(1)).get("job");
+    if (!jobId) return;
+    try {
+      const job = await api(`jobs/${encodeURIComponent(jobId)}`);
+      upsertJob(job);
+      if (job.status === "successful") showResult(job);
+    } catch (error) {
+      showJobsError(`The job in the address cannot be shown: ${error.message}`);
+    }
+  }
+
+  loadJobs().then(showJobFromAddress).then(poll);
   loadOptions();
 })();
