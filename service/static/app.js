@@ -154,20 +154,6 @@
 
   // ---------------------------------------------------------------- upload
 
-  function jobName(job) {
-    return job.filename || `job ${job.jobID.slice(0, 8)}`;
-  }
-
-  /** What a job's row says under its status: the road count and length once it has succeeded. */
-  function jobMessage(job) {
-    const summary = job.summary || {};
-    if (job.status === "successful" && summary.segments !== undefined) {
-      const length = summary.total_length_m ? `, ${formatLength(summary.total_length_m)}` : "";
-      return `${summary.segments} roads${length}; click to view`;
-    }
-    return job.message || "";
-  }
-
   /** The upload's form: the file, and the options the user set (the API's defaults apply to the rest). */
   function uploadForm(file) {
     const form = new FormData();
@@ -290,6 +276,20 @@
 
   const jobs = new Map(); // jobID -> { job, row, parts }
   let nextJobsPage = null;
+
+  function jobName(job) {
+    return job.filename || `job ${job.jobID.slice(0, 8)}`;
+  }
+
+  /** What a job's row says under its status: the road count and length once it has succeeded. */
+  function jobMessage(job) {
+    const summary = job.summary || {};
+    if (job.status === "successful" && summary.segments !== undefined) {
+      const length = summary.total_length_m ? `, ${formatLength(summary.total_length_m)}` : "";
+      return `${summary.segments} roads${length}; click to view`;
+    }
+    return job.message || "";
+  }
 
   function jobRow(job) {
     const row = element("li", "job");
@@ -455,7 +455,7 @@
   const roadStyle = { color: "#ff2d95", weight: 3, opacity: 0.95 };
   const roadHighlight = { color: "#ffe600", weight: 6 };
   let selectedJobId = null;
-  let result = null; // { preview, mask, roads, urls } of the selected job
+  let result = null; // the selected job's layers, blob URLs and download URLs
 
   $("basemap-toggle").checked = localStorage.getItem(BASEMAP_STORAGE) === "on";
   function applyBasemap() {
