@@ -89,7 +89,10 @@ def _open(path: Path) -> DatasetReader:
 
 def _choose_bands(src: DatasetReader, bands: tuple[int, ...] | None) -> tuple[int, int, int]:
     if src.count < 3:
-        kind = "single-band (grayscale or panchromatic)" if src.count == 1 else f"{src.count}-band"
+        if src.count == 1 and src.colorinterp[0] == ColorInterp.palette:
+            kind = "single-band colour-mapped (palette)"
+        else:
+            kind = "single-band (grayscale or panchromatic)" if src.count == 1 else f"{src.count}-band"
         raise BandCountError(
             f"{Path(src.name).name} is a {kind} raster; road extraction needs three bands (red, green, "
             "blue). Upload an RGB image (3 bands, or 4 with alpha or near-infrared)."
