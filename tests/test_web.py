@@ -1,25 +1,29 @@
 """The web page in a real browser: Debian's chromium driven by Playwright, against a running service.
 
 One service (``roadnet serve``: the API and its embedded worker, API keys on; started with the service
-tests' harness) and one browser serve the whole module. Every test but the key test starts with the key
+tests' harness) and one browser serve the browser tests. Every test but the key test starts with the key
 already in the page's localStorage; the key test starts without it and types it into the dialog.
 Requests to any host but the service are refused and recorded: the page must work with no internet.
+The first test checks in process, without a browser, that the page and its files are served.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 from service_harness import Process, free_port, wait_for
 
-pytestmark = pytest.mark.slow
+from roadnet.settings import Settings
+from service.main import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -134,19 +138,28 @@ def assert_dismissed(service: str, job_id: str | None) -> None:
     assert answer.status_code == 404 or answer.json()["status"] == "dismissed", answer.text
 
 
-def test_page_and_its_files_are_served_by_the_service(service: str) -> None:
-    with httpx.Client(base_url=service) as client:
+def test_page_and_its_files_are_served_without_a_key(tmp_path: Path) -> None:
+    """In process (no browser, not slow): the page is public even with API keys on, since it asks for
+    the key itself; its scripts and styles come from the service, none from elsewhere."""
+    app = create_app(Settings(data_dir=tmp_path / "data", api_keys=[API_KEY]))
+    with TestClient(app) as client:
         page = client.get("/")
         assert page.status_code == 200, page.text
         assert page.headers["content-type"].startswith("text/html")
-        for asset in ("static/app.js", "static/app.css", "static/vendor/leaflet/leaflet.js"):
-            assert f'"{asset}"' in page.text
-            response = client.get(f"/{asset}")
-            assert response.status_code == 200, asset
-        # The page is public even with API keys on: it asks for the key itself.
-        assert client.get("/jobs").status_code == 401
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert "static/app.js" in sources and "static/vendor/leaflet/leaflet.js" in sources
+        for source in sources:
+            if source.startswith("static/"):
+                assert client.get(f"/{source}").status_code == 200, source
+            else:  # links to the API docs and the favicon placeholder, nothing fetched from elsewhere
+                assert source in ("docs", "data:,"), source
+        assert client.get("/static/vendor/leaflet/images/layers.png").status_code == 200
+        refused = client.get("/jobs")
+        assert refused.status_code == 401
+        assert "API key" in refused.json()["detail"]
 
 
+@pytest.mark.slow
 def test_invalid_upload_dropped_shows_the_api_detail(session: Session, service: str) -> None:
     content = "these are not pixels\n"
     with api(service) as client:
@@ -171,6 +184,7 @@ def test_invalid_upload_dropped_shows_the_api_detail(session: Session, service: 
     expect(failed.locator(".message")).to_have_text(detail)
 
 
+@pytest.mark.slow
 def test_upload_watch_view_download_delete(session: Session, service: str, spacenet_scene: Path) -> None:
     page = session.page
     # An option from the panel the page builds from GET /processes/road-extraction.
@@ -261,6 +275,7 @@ def test_upload_watch_view_download_delete(session: Session, service: str, space
     assert_dismissed(service, job_id)
 
 
+@pytest.mark.slow
 def test_cancel_a_job(session: Session, spacenet_scene: Path, service: str) -> None:
     page = session.page
     session.upload(spacenet_scene)
@@ -274,6 +289,7 @@ def test_cancel_a_job(session: Session, spacenet_scene: Path, service: str) -> N
     assert_dismissed(service, job_id)
 
 
+@pytest.mark.slow
 def test_api_key_is_asked_once_and_sent(browser: Browser, service: str) -> None:
     session = Session(browser, service, with_key=False)
     page = session.page
