@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -9,8 +13,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
+from roadnet.cli import cli
 from roadnet.errors import InputError, ModelError
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from training.augment import AugmentConfig, augment
@@ -259,3 +265,80 @@ def test_mean_of_models_averages_predictions() -> None:
 
     out = MeanOfModels([Constant(0.2), Constant(0.6)])(torch.zeros(1, 3, 4, 4))
     assert torch.allclose(out, torch.full((1, 1, 4, 4), 0.4))
+
+
+# -- the commands --------------------------------------------------------------------------------------
+
+SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "smoke.yaml"
+
+
+@pytest.mark.slow
+def test_train_export_evaluate_chain(shared_data: Path, tmp_path: Path) -> None:
+    data, run, onnx_path = shared_data / "deepglobe" / "pairs", tmp_path / "run", tmp_path / "m.onnx"
+    runner = CliRunner()
+    train_args = ["train", "--config", str(SMOKE), "--data", str(data), "--out", str(run)]
+    result = runner.invoke(cli, train_args)
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output.strip().splitlines()[-1])) == {"single", "ema", "swa", "swa_ema"}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
+    assert {"val_miou", "ema_miou", "val_loss", "lr", "train_loss"} <= set(rows[0])
+    assert (run / "curves.png").stat().st_size > 0
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["epoch-003.pt", "epoch-004.pt"]
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) == 6 and len(split["val"]) == 1
+    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    assert checkpoint["arch"] == "risnet" and checkpoint["model_kwargs"] == {"width": 0.0625}
+    assert checkpoint["step"] == 8 and checkpoint["epoch"] == 4 and len(checkpoint["mean"]) == 3
+
+    result = runner.invoke(cli, train_args)
+    assert result.exit_code != 0 and "--resume" in result.output
+
+    result = runner.invoke(cli, ["export", str(run), "--out", str(onnx_path)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+    assert metadata.provenance["ensemble"] == "swa_ema" and metadata.mean == checkpoint["mean"]
+    assert (metadata.window, metadata.stride) == (256, 64)
+
+    result = runner.invoke(cli, ["evaluate", "--model", str(onnx_path), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert 0 <= scores["miou"] <= 1 and scores["images"] == 7
+    assert scores["datasets"]["deepglobe"]["images"] == 7
+
+    # --resume continues where the run stopped: one more epoch with a longer config.
+    longer = tmp_path / "longer.yaml"
+    longer.write_text(SMOKE.read_text() + "\nepochs: 5\n")
+    result = runner.invoke(cli, [*train_args[:2], str(longer), *train_args[3:], "--resume"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5] and rows[-1]["step"] == 10
+
+
+@pytest.mark.slow
+def test_distributed_training_with_two_gloo_processes(shared_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "roadnet",
+        "train",
+        "--config",
+        str(SMOKE),
+        "--data",
+        str(shared_data / "deepglobe" / "pairs"),
+        "--out",
+        str(run),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    assert rows[-1]["step"] == 4  # 8 patches per epoch shared by two processes of batch 4: 1 step each
+    assert json.loads((run / "final.json").read_text())["swa_ema"]["images"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ def train_command(config_path: Path, data: tuple[Path, ...], out: Path, resume: 
     from training.train import train
 
     final = train(TrainConfig.from_yaml(config_path), list(data), out, resume=resume)
-    click.echo(json.dumps({kind: round(s["miou"], 4) for kind, s in final.items()}))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
+        click.echo(json.dumps({kind: round(s["miou"], 4) for kind, s in final.items()}))
 
 
 @click.command("export")

@@ -187,11 +187,12 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         raw_scores, ema_scores = validate(model), validate(ema.module)
         if epoch < config.clr_start:
             plateau = plateau_step(plateau, raw_scores["loss"], config)
-        if is_snapshot_epoch(epoch, config) and main:
+        if is_snapshot_epoch(epoch, config):
             name = f"snapshots/epoch-{epoch + 1:03d}.pt"
-            (out / "snapshots").mkdir(exist_ok=True)
-            torch.save({"model": net.state_dict(), "ema": ema_net.state_dict()}, out / name)
             snapshots.append(name)
+            if main:
+                (out / "snapshots").mkdir(exist_ok=True)
+                torch.save({"model": net.state_dict(), "ema": ema_net.state_dict()}, out / name)
         if main:
             row = {
                 "epoch": epoch + 1,
@@ -222,10 +223,16 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         raw_scores, ema_scores = validate(model), validate(ema.module)
     final: dict[str, Any] = {"single": raw_scores, "ema": ema_scores}
     averaged: dict[str, dict[str, torch.Tensor]] = {}
+    if distributed:
+        dist.barrier()  # rank 0 has written the last snapshot
     if snapshots:
         states = [torch.load(out / name, map_location="cpu", weights_only=False) for name in snapshots]
         bn_loader: DataLoader = DataLoader(
-            dataset, batch_size=config.batch_size, shuffle=True, drop_last=True
+            dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(config.seed),  # the same batches on every rank
         )
         for kind, key in (("swa", "model"), ("swa_ema", "ema")):
             candidate = Normalized(create_model(config.arch, **config.model_kwargs), mean, std).to(device)
@@ -250,6 +257,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         (out / "final.json").write_text(json.dumps(final, indent=1) + "\n")
     if distributed:
         dist.barrier()
+        dist.destroy_process_group()
     return final
 
 
