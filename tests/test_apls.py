@@ -84,6 +84,21 @@ def test_lines_meeting_mid_way_are_noded() -> None:
     assert graph.number_of_nodes() == 4 and graph.number_of_edges() == 3
 
 
+def test_closed_loops_of_any_size_are_graphs() -> None:
+    ring = shapely.Point(50, 50).buffer(20).exterior
+    tiny = shapely.Point(0, 0).buffer(0.003).exterior  # smaller than the node precision: dropped
+    graph = build_graph([ring, tiny, shapely.LineString([(0, 0), (0, 0.001)])])
+    assert sum(length for *_, length in graph.edges(data="length")) == pytest.approx(ring.length)
+
+
+def test_two_roads_between_the_same_junctions_both_count() -> None:
+    """Each side of a median: the second road is split so a simple graph keeps both."""
+    north = shapely.LineString([(0, 0), (50, 10), (100, 0)])
+    south = shapely.LineString([(0, 0), (50, -10), (100, 0)])
+    graph = build_graph([north, south])
+    assert sum(length for *_, length in graph.edges(data="length")) == pytest.approx(2 * north.length)
+
+
 def test_spacenet_labels_against_themselves_and_a_degraded_copy(shared_data: Path, tmp_path: Path) -> None:
     truth_path = shared_data / "spacenet" / "pairs" / "AOI_2_Vegas_img0.geojson"
     truth = read_lines(truth_path)

@@ -38,6 +38,8 @@ from roadnet.errors import InputError
 
 CONTROL_INTERVAL_M = 50.0
 SNAP_DISTANCE_M = 4.0
+#: Lines shorter than this (metres) carry no path and are left out.
+MIN_LINE_M = 0.01
 
 
 @dataclass(frozen=True)
@@ -91,18 +93,16 @@ def build_graph(lines: Sequence[shapely.LineString]) -> nx.Graph:
 
 
 def _add_line(graph: nx.Graph, line: shapely.LineString) -> None:
+    if line.length < MIN_LINE_M:
+        return
     u, v = _node_key(*line.coords[0]), _node_key(*line.coords[-1])
-    if u == v:  # a closed ring: split it so the graph stays simple
+    if u == v or graph.has_edge(u, v):  # a ring, or a second road between two nodes: split it in halves
         half = line.length / 2
-        mid = line.interpolate(half)
         _add_line(graph, shapely.ops.substring(line, 0, half))
         _add_line(graph, shapely.ops.substring(line, half, line.length))
-        graph.nodes[_node_key(mid.x, mid.y)]["xy"] = (mid.x, mid.y)
         return
     for key, xy in ((u, line.coords[0]), (v, line.coords[-1])):
         graph.add_node(key, xy=xy[:2])
-    if graph.has_edge(u, v) and graph.edges[u, v]["length"] <= line.length:
-        return  # parallel edges: the shorter one decides path lengths
     graph.add_edge(u, v, geometry=line, length=line.length, start=u)
 
 
