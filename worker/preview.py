@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+import shapely
 from affine import Affine
 from PIL import Image, ImageDraw
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from roadnet.errors import InputError
+from worker.apls import read_lines
 from worker.scene import inspect_scene, open_scene
 
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
 CASING_COLOUR = (170, 0, 0)
-
-
-def _read_lines(roads_geojson: Path) -> list[np.ndarray]:
-    """The coordinates of every LineString (and MultiLineString part) in a GeoJSON file."""
-    try:
-        collection = json.loads(Path(roads_geojson).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{roads_geojson}: not a readable GeoJSON file ({exc})") from exc
-    lines: list[np.ndarray] = []
-    for feature in collection.get("features", []):
-        geometry = feature.get("geometry") or {}
-        if geometry.get("type") == "LineString":
-            parts = [geometry["coordinates"]]
-        elif geometry.get("type") == "MultiLineString":
-            parts = geometry["coordinates"]
-        else:
-            continue
-        lines.extend(np.asarray(part, dtype=np.float64)[:, :2] for part in parts if len(part) >= 2)
-    return lines
 
 
 def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: int = 2048) -> Path:
@@ -63,7 +44,8 @@ def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: in
     to_scene = Transformer.from_crs("EPSG:4326", info.crs, always_xy=True) if info.georeferenced else None
     core = max(2, round(max(width, height) / 400))
     lines = []
-    for coords in _read_lines(roads_geojson):
+    for line in read_lines(roads_geojson):
+        coords = shapely.get_coordinates(line)
         x, y = coords[:, 0], coords[:, 1]
         if to_scene is not None:
             x, y = to_pixel @ to_scene.transform(x, y)

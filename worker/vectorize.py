@@ -21,9 +21,9 @@ The steps, each threshold an option of :class:`VectorizeOptions` in metres on th
 Lengths in metres come from the pixel size on the ground at the scene's centre (geodesic distance to
 the next pixel across and down), so geographic CRSs such as EPSG:4326 work like projected ones.
 
-A mask without a CRS is vectorised in pixel space: coordinates are (column, row) of the image with
-pixel centres at +0.5 and y growing downwards, thresholds count one pixel as one metre, ``length_m``
-is null and ``length_px`` gives the length in pixels.
+A mask without a CRS or geotransform is vectorised in pixel space: coordinates are (column, row) of
+the image with pixel centres at +0.5 and y growing downwards, thresholds count one pixel as one
+metre, ``length_m`` is null and ``length_px`` gives the length in pixels.
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def vectorize_mask(
     if suffix not in (".geojson", ".json", ".gpkg"):
         raise InputError(f"{out.name}: name the output *.geojson (GeoJSON) or *.gpkg (GeoPackage)")
     with _open_mask(Path(mask)) as src:
-        georeferenced = src.crs is not None
+        georeferenced = src.crs is not None and not src.transform.is_identity
         scale = _pixel_size_m(src) if georeferenced else (1.0, 1.0)
         graph, blocks = _skeleton_graph(src, options, scale, progress)
         clean_graph(graph, options)
