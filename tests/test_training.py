@@ -24,7 +24,7 @@ from training.config import TrainConfig
 from training.data import Pair, channel_stats, cut_patch, find_pairs, patch_origins, split_pairs
 from training.ensemble import MeanOfModels, average_weights, ema_model, recompute_bn
 from training.export import export_onnx
-from training.metrics import Scores, bce_loss, soft_dice_loss
+from training.metrics import Scores, ThresholdSweep, bce_loss, soft_dice_loss
 from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
 
 torch.set_num_threads(1)
@@ -182,6 +182,16 @@ def test_scores_average_per_image_and_pool() -> None:
     assert summary["iou"] == pytest.approx(0.5)
     assert summary["precision"] == 1 and summary["recall"] == 0.5
     assert Scores.from_tensor(scores.as_tensor()).summary() == summary
+
+
+def test_threshold_sweep_picks_the_best_threshold() -> None:
+    truth = np.zeros((4, 4))
+    truth[:, :2] = 1
+    prob = np.where(truth > 0, 0.3, 0.1)  # roads at 0.3: only thresholds <= 0.3 and > 0.1 find them
+    sweep = ThresholdSweep()
+    sweep.add(prob, truth)
+    threshold, miou = sweep.best()
+    assert 0.1 < threshold <= 0.3 and miou == 1.0
 
 
 def test_plateau_halves_after_patience() -> None:

@@ -47,6 +47,7 @@ def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Norm
     net = create_model(checkpoint["arch"], **checkpoint["model_kwargs"])
     net.load_state_dict(state)
     model = Normalized(net, checkpoint["mean"], checkpoint["std"]).eval()
+    scores = checkpoint.get("scores", {}).get({"raw": "single"}.get(used, used))
     provenance = {
         "checkpoint": str(file.resolve()),
         "ensemble": used,
@@ -55,7 +56,7 @@ def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Norm
         "step": checkpoint.get("step"),
         "epochs": config.get("epochs"),
         "config": config,
-        "validation": checkpoint.get("scores", {}).get(used),
+        "validation": scores,
         "validation_images": len(checkpoint.get("split", {}).get("val", [])) or None,
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -65,7 +66,8 @@ def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Norm
         std=list(checkpoint["std"]),
         window=int(config.get("window", 256)),
         stride=64,  # the paper's inference stride, whatever validation used during training
-        threshold=float(checkpoint.get("threshold", config.get("threshold", 0.5))),
+        # final.pt: the threshold that maximised this ensemble's validation mIoU
+        threshold=float((scores or {}).get("best_threshold", config.get("threshold", 0.5))),
         model_kwargs=dict(checkpoint["model_kwargs"]),
         provenance=provenance,
     )

@@ -90,3 +90,29 @@ class Scores:
         """Sums from :meth:`as_tensor` (per-image IoUs are not carried)."""
         v = values.tolist()
         return cls(v[0], int(v[1]), v[2], v[3], v[4], v[5], v[6], v[7])
+
+
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.10 ... 0.90
+
+
+class ThresholdSweep:
+    """mIoU at each of :data:`THRESHOLDS`, to choose the exported model's threshold on validation images."""
+
+    def __init__(self) -> None:
+        self.iou_sums = torch.zeros(len(THRESHOLDS), dtype=torch.float64)
+        self.images = 0
+
+    def add(self, prob: np.ndarray, mask: np.ndarray) -> None:
+        """Score one image's probability ``(H, W)`` against its mask at every threshold."""
+        truth = mask.astype(bool)
+        for i, threshold in enumerate(THRESHOLDS):
+            pred = prob >= threshold
+            union = np.count_nonzero(pred | truth)
+            self.iou_sums[i] += np.count_nonzero(pred & truth) / union if union else 1.0
+        self.images += 1
+
+    def best(self) -> tuple[float, float]:
+        """The threshold with the highest mIoU, and that mIoU."""
+        miou = self.iou_sums / max(self.images, 1)
+        index = int(miou.argmax())
+        return THRESHOLDS[index], float(miou[index])

@@ -38,7 +38,7 @@ from training.data import PatchDataset, channel_stats, find_pairs, load_split, s
 from training.ensemble import average_weights, ema_model, recompute_bn
 from training.evaluate import score_images, torch_predictor
 from training.export import Normalized
-from training.metrics import LOSSES, Scores
+from training.metrics import LOSSES, Scores, ThresholdSweep
 from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,10 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     train_model = nn.parallel.DistributedDataParallel(model) if distributed else model
     loss_fn = LOSSES[config.loss]
 
-    def validate(candidate: nn.Module) -> dict[str, float]:
+    def validate(candidate: nn.Module, sweep: bool = False) -> dict[str, float]:
+        """Validation scores of ``candidate``; with ``sweep``, also the best threshold and its mIoU."""
+        thresholds = ThresholdSweep()
+        masks = {key: mask for key, _, mask in val_data}
         scores = score_images(
             torch_predictor(candidate, device),
             val_data,
@@ -131,12 +134,17 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             stride=config.val_stride,
             batch_size=config.val_batch_size,
             threshold=config.threshold,
+            on_image=(lambda key, prob: thresholds.add(prob, masks[key])) if sweep else None,
         )
         if distributed:
-            total = scores.as_tensor().to(device)
+            total = torch.cat([scores.as_tensor(), thresholds.iou_sums]).to(device)
             dist.all_reduce(total)
-            scores = Scores.from_tensor(total.cpu())
-        return scores.summary()
+            scores = Scores.from_tensor(total[:8].cpu())
+            thresholds.iou_sums, thresholds.images = total[8:].cpu(), scores.images
+        summary = scores.summary()
+        if sweep:
+            summary["best_threshold"], summary["best_threshold_miou"] = thresholds.best()
+        return summary
 
     def save_checkpoint(epoch: int) -> None:
         checkpoint = {
@@ -219,9 +227,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             )
 
     # -- ensembles: the snapshot averages, BN statistics recomputed; the Table 1 row ---------------------
-    if start_epoch >= config.epochs:  # resumed a finished run: nothing trained, score it afresh
-        raw_scores, ema_scores = validate(model), validate(ema.module)
-    final: dict[str, Any] = {"single": raw_scores, "ema": ema_scores}
+    # The single and EMA models are scored again with a threshold sweep (their own choice of threshold).
+    final: dict[str, Any] = {"single": validate(model, sweep=True), "ema": validate(ema.module, sweep=True)}
     averaged: dict[str, dict[str, torch.Tensor]] = {}
     if distributed:
         dist.barrier()  # rank 0 has written the last snapshot
@@ -239,7 +246,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             candidate.model.load_state_dict(average_weights([state[key] for state in states]))
             recompute_bn(candidate, _first_batches(bn_loader, config.bn_batches, device))
             averaged[kind] = candidate.model.state_dict()
-            final[kind] = validate(candidate)
+            final[kind] = validate(candidate, sweep=True)
     if main:
         torch.save(
             {
