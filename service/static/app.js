@@ -453,6 +453,9 @@
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
   });
   const roadStyle = { color: "#ff2d95", weight: 3, opacity: 0.95 };
+  // SVG (one element per road) up to this many roads; a city-sized network draws on one canvas instead,
+  // which stays smooth to pan with tens of thousands of lines (clicks still find the road).
+  const MAX_SVG_ROADS = 3000;
   const roadHighlight = { color: "#ffe600", weight: 6 };
   let selectedJobId = null;
   let result = null; // the selected job's layers, blob URLs and download URLs
@@ -530,7 +533,9 @@
         maskPreviewUrl ? api(maskPreviewUrl, { as: "blob" }) : null,
       ]);
       if (selectedJobId !== job.jobID) return; // the user chose another job meanwhile
+      const count = (roads.features || []).length;
       const roadsLayer = L.geoJSON(roads, {
+        renderer: count > MAX_SVG_ROADS ? L.canvas({ tolerance: 4 }) : undefined,
         style: () => roadStyle,
         onEachFeature: (feature, layer) => {
           layer.bindPopup(() => roadPopup(feature));
@@ -552,7 +557,6 @@
         mask: urls.mask ? L.imageOverlay(urls.mask, bounds, { alt: "Road mask" }) : null,
         downloads: { roads: `${base}/roads`, mask: `${base}/mask` },
       };
-      const count = (roads.features || []).length;
       const total = (roads.features || []).reduce((sum, f) => sum + (Number(f.properties?.length_m) || 0), 0);
       $("result-summary").textContent = `${count} roads, ${formatLength(total)}`;
       // Without a mask image from the service the second view is the scene preview alone: say so.
