@@ -311,6 +311,14 @@ def test_train_export_evaluate_chain(shared_data: Path, tmp_path: Path) -> None:
     assert metadata.provenance["ensemble"] == "swa_ema" and metadata.mean == checkpoint["mean"]
     assert (metadata.window, metadata.stride) == (256, 64)
 
+    # Prediction averaging: two checkpoints (here the run's final and last) as one ONNX graph.
+    averaged = tmp_path / "mean.onnx"
+    result = runner.invoke(cli, ["export", str(run), str(run / "last.pt"), "--out", str(averaged)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(averaged), providers=["CPUExecutionProvider"])
+    members = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map).provenance["members"]
+    assert [m["checkpoint"].rsplit("/", 1)[1] for m in members] == ["final.pt", "last.pt"]
+
     result = runner.invoke(cli, ["evaluate", "--model", str(onnx_path), "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)

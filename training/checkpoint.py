@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from models import create_model
 from roadnet.errors import ModelError
 from roadnet.model_metadata import ModelMetadata
+from training.ensemble import MeanOfModels
 from training.export import Normalized
 
 ENSEMBLES = ("raw", "ema", "swa", "swa_ema")
@@ -72,3 +74,29 @@ def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Norm
         provenance=provenance,
     )
     return model, metadata
+
+
+def mean_of_checkpoints(paths: list[Path], ensemble: str | None = None) -> tuple[nn.Module, ModelMetadata]:
+    """Prediction averaging (paper section 5): one network averaging the probabilities of ``paths``.
+
+    A single path gives that run's network without its normalisation (``export_onnx`` adds it). Several
+    runs keep each its own normalisation inside the averaged network, so the combined metadata's
+    mean/std are the identity and each member's are recorded in ``provenance["members"]``; the
+    threshold is the members' mean.
+    """
+    loaded = [model_from_checkpoint(path, ensemble) for path in paths]
+    if len(loaded) == 1:
+        model, metadata = loaded[0]
+        return model.model, metadata
+    members = [
+        {"arch": m.arch, "model_kwargs": m.model_kwargs, "mean": m.mean, "std": m.std, **m.provenance}
+        for _, m in loaded
+    ]
+    metadata = ModelMetadata(
+        arch="+".join(dict.fromkeys(m.arch for _, m in loaded)),
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        threshold=sum(m.threshold for _, m in loaded) / len(loaded),
+        provenance={"ensemble": f"prediction average of {len(loaded)} models", "members": members},
+    )
+    return MeanOfModels([model for model, _ in loaded]), metadata

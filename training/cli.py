@@ -38,23 +38,26 @@ def train_command(config_path: Path, data: tuple[Path, ...], out: Path, resume: 
 
 
 @click.command("export")
-@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file.")
 @click.option(
     "--ensemble",
     type=click.Choice(["raw", "ema", "swa", "swa_ema"]),
     default=None,
-    help="Which weights (default: the run config's export_ensemble).",
+    help="Which weights of each run (default: the run config's export_ensemble).",
 )
-def export_command(run: Path, out: Path, ensemble: str | None) -> None:
-    """Export a run's ensembled model to ONNX (normalisation inside, roadnet metadata, checked)."""
+def export_command(runs: tuple[Path, ...], out: Path, ensemble: str | None) -> None:
+    """Export a run's ensembled model to ONNX (normalisation inside, roadnet metadata, checked).
+
+    Several RUNS (folders or .pt checkpoints) export one model averaging their predictions.
+    """
     _require_torch()
-    from training.checkpoint import model_from_checkpoint
+    from training.checkpoint import mean_of_checkpoints
     from training.export import export_onnx
 
-    model, metadata = model_from_checkpoint(run, ensemble)
-    path = export_onnx(model.model, metadata, out)
-    click.echo(f"wrote {path} ({metadata.arch}, {metadata.provenance['ensemble']} weights)")
+    model, metadata = mean_of_checkpoints(list(runs), ensemble)
+    path = export_onnx(model, metadata, out)
+    click.echo(f"wrote {path} ({metadata.arch}, {metadata.provenance['ensemble']})")
 
 
 @click.command("evaluate")
