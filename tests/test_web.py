@@ -164,8 +164,9 @@ def test_invalid_upload_dropped_shows_the_api_detail(session: Session, service: 
     content = "these are not pixels\n"
     with api(service) as client:
         answer = client.post("/jobs", files={"file": ("notes.txt", content.encode(), "text/plain")})
-    assert 400 <= answer.status_code < 500
+    assert answer.status_code == 422, answer.text
     detail = answer.json()["detail"]
+    assert detail.startswith("notes.txt is not a raster that can be read"), detail
 
     # Drag and drop: a drop event carrying the file, as the browser sends when a file is dropped.
     transfer = session.page.evaluate_handle(
