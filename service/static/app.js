@@ -569,7 +569,7 @@
       $("download-mask").disabled = false;
       $("map-placeholder").hidden = true;
       applyView();
-      map.fitBounds(bounds);
+      map.fitBounds(bounds, { padding: [16, 16] });
     } catch (error) {
       if (selectedJobId !== job.jobID) return;
       $("result-summary").textContent = "";
