@@ -400,3 +400,20 @@ def test_expired_jobs_and_abandoned_uploads_are_removed(tmp_path: Path) -> None:
     assert store.remove_expired(ttl, now=later) == [done]
     assert store.get(running).status is JobStatus.running  # never removed while unfinished
     assert not abandoned.exists()
+
+
+def test_a_job_the_worker_cannot_run_ends_failed_with_a_reason(tmp_path: Path, spacenet_scene: Path) -> None:
+    from worker.pipeline import run_job
+
+    store = JobStore(tmp_path)
+    upload_path = store.new_upload_path()
+    upload_path.write_bytes(spacenet_scene.read_bytes())
+    job_id = store.create(upload_path, owner=None, filename="s.tif", options={}, scene={}).id
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    run_job(job_id, store=store, model_path=broken, worker="test")
+    record = store.get(job_id)
+    assert record.status is JobStatus.failed
+    assert record.message.startswith(f"the worker cannot use its model: {broken} is not a loadable ONNX")
+    assert record.message.endswith("; tell the service's operator")
+    assert not list(store.folder(job_id).glob("work-*"))
