@@ -26,13 +26,22 @@ def _require_torch() -> None:
 @click.option("--data", "data", required=True, multiple=True, type=_DIR, help="Folder of labelled pairs.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train_command(config_path: Path, data: tuple[Path, ...], out: Path, resume: bool) -> None:
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value (YAML syntax), e.g. --set arch=unet --set epochs=10.",
+)
+def train_command(
+    config_path: Path, data: tuple[Path, ...], out: Path, resume: bool, overrides: tuple[str, ...]
+) -> None:
     """Train a road model by the paper's recipe (under torchrun: DistributedDataParallel)."""
     _require_torch()
     from training.config import TrainConfig
     from training.train import train
 
-    final = train(TrainConfig.from_yaml(config_path), list(data), out, resume=resume)
+    final = train(TrainConfig.from_yaml(config_path, list(overrides)), list(data), out, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report
         click.echo(json.dumps({kind: round(s["miou"], 4) for kind, s in final.items()}))
 

@@ -6,6 +6,7 @@ they pass through the same phases: plateau halving, then cyclic learning rate wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,15 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0: leave torch's default
 
     @classmethod
-    def from_yaml(cls, path: Path) -> TrainConfig:
-        """Read ``path``; unknown keys are an error naming the known ones."""
+    def from_yaml(cls, path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
+        """Read ``path``, then apply ``KEY=VALUE`` overrides (values in YAML syntax, e.g. ``arch=unet``,
+        ``model_kwargs={width: 0.25}``); unknown keys are an error naming the known ones."""
         data = yaml.safe_load(Path(path).read_text()) or {}
+        for override in overrides:
+            key, sep, value = override.partition("=")
+            if not sep:
+                raise InputError(f"override {override!r} is not KEY=VALUE")
+            data[key.strip()] = yaml.safe_load(value)
         return cls.from_dict(data)
 
     @classmethod
