@@ -243,7 +243,8 @@ def main() -> None:
         service.terminate()
         service.wait(timeout=60)
     report = {
-        "machine": {"cpus": os.cpu_count()},
+        # Other processes' load (1-minute average) at the end: the machine may be shared.
+        "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
         "model": model.name,
         "connections": args.connections,
         "status_idle": idle,

@@ -386,7 +386,8 @@ class JobStore:
         return ids
 
     def remove_expired(self, ttl: timedelta, now: datetime | None = None) -> list[str]:
-        """Remove final jobs that ended more than ``ttl`` ago, and uploads abandoned that long ago."""
+        """Remove final jobs that ended more than ``ttl`` ago, and uploads and worker heartbeats that
+        old."""
         now = now or utcnow()
         removed = []
         for folder in self.root.iterdir():
@@ -403,10 +404,11 @@ class JobStore:
             if now - ended > ttl:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
-        for upload in self.uploads.glob("*.part"):
+        # Abandoned uploads, and heartbeats of workers gone for good (killed, or renamed).
+        for path in [*self.uploads.glob("*.part"), *(self.root.parent / "workers").glob("*.json")]:
             try:
-                if now - datetime.fromtimestamp(upload.stat().st_mtime, UTC) > ttl:
-                    upload.unlink(missing_ok=True)
+                if now - datetime.fromtimestamp(path.stat().st_mtime, UTC) > ttl:
+                    path.unlink(missing_ok=True)
             except FileNotFoundError:
                 continue
         return removed
