@@ -208,11 +208,11 @@ def test_schedule_phases() -> None:
     config = TrainConfig(epochs=150, clr_start=100, clr_cycle=10, clr_max_lr=2e-4, clr_min_lr=1e-5)
     plateau = PlateauState(lr=5e-5)
     assert learning_rate(99, 0.9, plateau, config) == 5e-5  # plateau phase: the halved rate
-    assert learning_rate(100, 0.0, plateau, config) == pytest.approx(2e-4)  # cycle starts high
-    assert learning_rate(109, 0.999, plateau, config) == pytest.approx(1e-5, rel=1e-3)  # ends low
-    assert learning_rate(110, 0.0, plateau, config) == pytest.approx(2e-4)  # and jumps back up
-    rates = [learning_rate(100 + e, f / 4, plateau, config) for e in range(10) for f in range(4)]
-    assert rates == sorted(rates, reverse=True)
+    assert learning_rate(100, 0.01, plateau, config) == pytest.approx(2e-4, rel=1e-3)  # cycle starts high
+    assert learning_rate(109, 1.0, plateau, config) == pytest.approx(1e-5)  # its last step is lowest
+    assert learning_rate(110, 0.01, plateau, config) == pytest.approx(2e-4, rel=1e-3)  # then back up
+    rates = [learning_rate(100 + e, f / 4, plateau, config) for e in range(10) for f in range(1, 5)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(1e-5)
     snapshots = [e for e in range(150) if is_snapshot_epoch(e, config)]
     assert snapshots == [109, 119, 129, 139, 149]
 

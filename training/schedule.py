@@ -39,11 +39,15 @@ def plateau_step(state: PlateauState, val_loss: float, config: TrainConfig) -> P
 
 
 def learning_rate(epoch: int, fraction: float, plateau: PlateauState, config: TrainConfig) -> float:
-    """The rate at ``fraction`` (0..1) of the way through 0-based ``epoch``."""
+    """The rate of the step that ends ``fraction`` (in (0, 1]) of the way through 0-based ``epoch``.
+
+    The last step of a cycle (``fraction`` 1 in its last epoch) gets exactly ``clr_min_lr``, so the
+    snapshot taken after it is at the cycle's lowest rate.
+    """
     if epoch < config.clr_start:
         return plateau.lr
     position = ((epoch - config.clr_start) + fraction) / config.clr_cycle
-    within = position - math.floor(position)
+    within = position - math.ceil(position) + 1  # (0, 1]: a cycle's end is 1, not the next one's 0
     return config.clr_min_lr + (config.clr_max_lr - config.clr_min_lr) * (1 + math.cos(math.pi * within)) / 2
 
 

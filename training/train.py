@@ -179,7 +179,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         losses = []
         progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not main, leave=False)
         for i, (images, masks) in enumerate(progress):
-            lr = learning_rate(epoch, i / len(loader), plateau, config)
+            lr = learning_rate(epoch, (i + 1) / len(loader), plateau, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             prob = train_model(images.to(device))
