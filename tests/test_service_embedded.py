@@ -147,3 +147,17 @@ def _worker_alive(deployment: Deployment) -> bool:
         except ProcessLookupError:
             continue
     return False
+
+
+def test_a_job_over_the_time_limit_ends_failed_saying_so(embedded: Deployment, spacenet_scene: Path) -> None:
+    embedded.env["ROADNET_JOB_TIME_LIMIT_S"] = "2"
+    embedded.serve()
+    embedded.wait_healthy()
+    job_id = embedded.submit(spacenet_scene, stride=16)
+    status = embedded.wait_status(job_id, {"successful", "failed"}, 60)
+    assert status["status"] == "failed"
+    assert status["message"] == (
+        "the job ran longer than the limit of 2 s (ROADNET_JOB_TIME_LIMIT_S); upload a smaller scene, or "
+        "set a larger stride or fast mode"
+    )
+    assert not list((embedded.data_dir / "jobs" / job_id).glob("work-*"))
