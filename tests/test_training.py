@@ -21,7 +21,7 @@ from roadnet.errors import InputError, ModelError
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig
-from training.data import Pair, channel_stats, cut_patch, find_pairs, patch_origins, split_pairs
+from training.data import Pair, PatchDataset, channel_stats, cut_patch, find_pairs, patch_origins, split_pairs
 from training.ensemble import MeanOfModels, average_weights, ema_model, recompute_bn
 from training.export import export_onnx
 from training.metrics import Scores, ThresholdSweep, bce_loss, soft_dice_loss
@@ -126,6 +126,19 @@ def test_patches_cover_the_image_with_black_fill() -> None:
     corner = cut_patch(image, 256, 256, 256)
     assert corner.shape == (256, 256, 3)
     assert (corner[:144, :44] == 7).all() and (corner[144:] == 0).all() and (corner[:, 44:] == 0).all()
+
+
+def test_patch_dataset_reads_the_same_patches_lazily(shared_data: Path) -> None:
+    pairs = [p for p in find_pairs(shared_data / "roadnet_ottawa" / "pairs")][:2]
+    preloaded, lazy = (
+        PatchDataset(pairs, 256, AugmentConfig(p=0.5), 0, preload) for preload in (True, False)
+    )
+    assert len(preloaded) == len(lazy) == 8  # two 512x512 images: 4 patches each
+    for item in range(len(lazy)):
+        for a, b in zip(preloaded[item], lazy[item], strict=True):
+            assert torch.equal(a, b)
+    image, mask = lazy[0]
+    assert image.shape == (3, 256, 256) and mask.shape == (1, 256, 256)
 
 
 def test_channel_stats() -> None:

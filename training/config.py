@@ -31,6 +31,7 @@ class TrainConfig:
     batch_size: int = 16
     patches_per_epoch: int = 0  # 0: every training patch once per epoch; >0: a random sample of this many
     workers: int = 4
+    preload_images: bool = True  # decode every image once into memory; false for DeepGlobe-sized data
     # loss and optimiser (paper: dice, Adam 2e-4, betas 0.9/0.999, no weight decay)
     loss: str = "dice"  # "dice" (eq. 3, eps 1) or "bce"
     lr: float = 2e-4

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,16 @@ class Pair:
     @property
     def key(self) -> str:
         return f"{self.dataset}/{self.id}"
+
+    def shape(self) -> tuple[int, int]:
+        """Height and width of the image, read from its header only."""
+        if self.image.suffix.lower() in {".tif", ".tiff"}:
+            import rasterio
+
+            with rasterio.open(self.image) as src:
+                return src.height, src.width
+        width, height = Image.open(self.image).size
+        return height, width
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """The image ``(H, W, 3)`` uint8 and the binary mask ``(H, W)`` uint8 in {0, 1}."""
@@ -229,7 +239,7 @@ def load_split(path: Path) -> dict[str, list[str]]:
     return {"train": list(data["train"]), "val": list(data["val"])}
 
 
-def channel_stats(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
+def channel_stats(images: Iterable[np.ndarray]) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation over every pixel of ``images`` (0-255 scale)."""
     total = np.zeros(3)
     squares = np.zeros(3)
@@ -259,29 +269,38 @@ def cut_patch(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
 
 
 class PatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Training patches of in-memory images as raw 0-255 float tensors ``(3, P, P)`` and masks ``(1, P, P)``.
+    """Training patches as raw 0-255 float tensors ``(3, P, P)`` and masks ``(1, P, P)``.
 
+    With ``preload`` the images are decoded once into memory (small data sets); without, each patch
+    decodes its image from disk (DeepGlobe's 6226 images would take ~20 GB per process in memory).
     Each item is augmented independently (the paper's 10 % chance per image) with a generator seeded
     from ``seed``, the epoch and the index, so a resumed run draws the same augmentations.
     """
 
     def __init__(
-        self, images: list[np.ndarray], masks: list[np.ndarray], size: int, augment: AugmentConfig, seed: int
+        self, pairs: list[Pair], size: int, augment: AugmentConfig, seed: int, preload: bool
     ) -> None:
-        self.images, self.masks, self.size, self.augment, self.seed = images, masks, size, augment, seed
-        self.index = [
-            (i, r, c)
-            for i, image in enumerate(images)
-            for r, c in patch_origins(image.shape[0], image.shape[1], size)
-        ]
+        self.pairs, self.size, self.augment, self.seed = pairs, size, augment, seed
+        self.loaded = [pair.load() for pair in pairs] if preload else None
+        shapes = [image.shape[:2] for image, _ in self.loaded] if self.loaded else [p.shape() for p in pairs]
+        self.index = [(i, r, c) for i, (h, w) in enumerate(shapes) for r, c in patch_origins(h, w, size)]
         self.epoch = 0
+
+    def images(self) -> Iterator[np.ndarray]:
+        """Every training image, once (for the normalisation statistics)."""
+        for i in range(len(self.pairs)):
+            yield self._arrays(i)[0]
+
+    def _arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.loaded[i] if self.loaded is not None else self.pairs[i].load()
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         i, r, c = self.index[item]
-        image = torch.from_numpy(cut_patch(self.images[i], r, c, self.size)).permute(2, 0, 1).float()
-        mask = torch.from_numpy(cut_patch(self.masks[i], r, c, self.size))[None].float()
+        image, mask = self._arrays(i)
+        image_patch = torch.from_numpy(cut_patch(image, r, c, self.size)).permute(2, 0, 1).float()
+        mask_patch = torch.from_numpy(cut_patch(mask, r, c, self.size))[None].float()
         generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, item)) & 0x7FFFFFFF)
-        return augment(image, mask, self.augment, generator)
+        return augment(image_patch, mask_patch, self.augment, generator)

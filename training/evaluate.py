@@ -67,16 +67,17 @@ def score_images(
     stride: int,
     batch_size: int,
     threshold: float,
-    on_image: Callable[[str, np.ndarray], Any] | None = None,
+    on_image: Callable[[str, np.ndarray, np.ndarray], Any] | None = None,
 ) -> Scores:
-    """Predict each ``(key, image (H, W, 3) uint8, mask (H, W))`` whole and add it to the scores."""
+    """Predict each ``(key, image (H, W, 3) uint8, mask (H, W))`` whole and add it to the scores;
+    ``on_image(key, probability, mask)`` sees each result."""
     scores = Scores()
     for key, image, mask in images:
         raw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
         prob = predict_array(raw, predict, window=window, stride=stride, batch_size=batch_size)
         scores.add(key, prob, mask, threshold)
         if on_image is not None:
-            on_image(key, prob)
+            on_image(key, prob, mask)
     return scores
 
 

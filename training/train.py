@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -81,16 +82,16 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         raise InputError(f"the run's split names images not found in --data: {missing[:5]}")
     train_pairs = [pairs[key] for key in split["train"]]
     val_pairs = [pairs[key] for key in split["val"]]
-    train_data = [pair.load() for pair in train_pairs]
-    val_data = [(pair.key, *pair.load()) for pair in val_pairs[rank::world]]  # each rank scores a share
-    mean, std = channel_stats([image for image, _ in train_data])
     dataset = PatchDataset(
-        [image for image, _ in train_data],
-        [mask for _, mask in train_data],
-        config.patch,
-        AugmentConfig(p=config.augment_p),
-        config.seed,
+        train_pairs, config.patch, AugmentConfig(p=config.augment_p), config.seed, config.preload_images
     )
+    mean, std = channel_stats(dataset.images())
+    my_val_pairs = val_pairs[rank::world]  # each rank scores a share of the validation images
+    preloaded_val = [(pair.key, *pair.load()) for pair in my_val_pairs] if config.preload_images else None
+
+    def val_data() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
+        return preloaded_val if preloaded_val is not None else ((p.key, *p.load()) for p in my_val_pairs)
+
     if main:
         log.info(
             "%d training images (%d patches), %d validation images; mean %s std %s",
@@ -126,15 +127,14 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     def validate(candidate: nn.Module, sweep: bool = False) -> dict[str, float]:
         """Validation scores of ``candidate``; with ``sweep``, also the best threshold and its mIoU."""
         thresholds = ThresholdSweep()
-        masks = {key: mask for key, _, mask in val_data}
         scores = score_images(
             torch_predictor(candidate, device),
-            val_data,
+            val_data(),
             window=config.window,
             stride=config.val_stride,
             batch_size=config.val_batch_size,
             threshold=config.threshold,
-            on_image=(lambda key, prob: thresholds.add(prob, masks[key])) if sweep else None,
+            on_image=(lambda _key, prob, mask: thresholds.add(prob, mask)) if sweep else None,
         )
         if distributed:
             total = torch.cat([scores.as_tensor(), thresholds.iou_sums]).to(device)
