@@ -67,7 +67,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     if not resume and checkpoint_path.is_file():
         raise InputError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
-    # -- data: split by image (recorded), load into memory, statistics of the training images ------------
+    # -- data: split by image (recorded), patches, statistics of the training images -------------------
     pairs = {pair.key: pair for pair in find_pairs(*data)}
     split_path = out / "split.json"
     if resume and split_path.is_file():
@@ -116,6 +116,7 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
         net.load_state_dict(checkpoint["model"])
         ema_net.load_state_dict(checkpoint["ema"])
+        ema.n_averaged.fill_(checkpoint["step"])  # non-zero: the next update averages, not copies
         optimizer.load_state_dict(checkpoint["optimizer"])
         plateau = PlateauState(**checkpoint["plateau"])
         start_epoch, step, snapshots = checkpoint["epoch"], checkpoint["step"], checkpoint["snapshots"]
