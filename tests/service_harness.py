@@ -12,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,16 @@ class Deployment:
     def stop_all(self) -> None:
         for process in self.processes:
             process.kill()
+
+
+@contextmanager
+def deployment(data_dir: Path, env: dict[str, str]) -> Iterator[Deployment]:
+    """A :class:`Deployment` whose processes are killed at the end; their logs are printed on failure."""
+    started = Deployment(data_dir, env)
+    try:
+        yield started
+    except BaseException:
+        print(started.logs())
+        raise
+    finally:
+        started.stop_all()

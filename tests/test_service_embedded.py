@@ -16,7 +16,7 @@ import httpx
 import pytest
 import rasterio
 from PIL import Image
-from service_harness import Deployment, wait_for
+from service_harness import Deployment, deployment, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +27,9 @@ SLOW = {"stride": 32}
 
 @pytest.fixture
 def embedded(tmp_path: Path, tiny_onnx_model: Path) -> Iterator[Deployment]:
-    deployment = Deployment(
-        tmp_path / "data",
-        {"ROADNET_MODEL_PATH": str(tiny_onnx_model), "ROADNET_ORT_INTRA_OP_THREADS": "1"},
-    )
-    try:
-        yield deployment
-    except BaseException:
-        print(deployment.logs())
-        raise
-    finally:
-        deployment.stop_all()
+    env = {"ROADNET_MODEL_PATH": str(tiny_onnx_model), "ROADNET_ORT_INTRA_OP_THREADS": "1"}
+    with deployment(tmp_path / "data", env) as started:
+        yield started
 
 
 def test_whole_flow_upload_run_download(embedded: Deployment, spacenet_scene: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from service_harness import Deployment, wait_for
+from service_harness import Deployment, deployment, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,34 +20,22 @@ VISIBILITY_TIMEOUT_S = 20
 @pytest.fixture
 def scaled(tmp_path: Path, tiny_onnx_model: Path, redis_url: str) -> Iterator[Deployment]:
     redis.Redis.from_url(redis_url).flushdb()
-    deployment = Deployment(
-        tmp_path / "data",
-        {
-            "ROADNET_BROKER_URL": redis_url,
-            "ROADNET_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
-            "ROADNET_MODEL_PATH": str(tiny_onnx_model),
-            "ROADNET_ORT_INTRA_OP_THREADS": "1",
-        },
-    )
-    try:
-        yield deployment
-    except BaseException:
-        print(deployment.logs())
-        raise
-    finally:
-        deployment.stop_all()
+    env = {
+        "ROADNET_BROKER_URL": redis_url,
+        "ROADNET_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+        "ROADNET_MODEL_PATH": str(tiny_onnx_model),
+        "ROADNET_ORT_INTRA_OP_THREADS": "1",
+    }
+    with deployment(tmp_path / "data", env) as started:
+        yield started
 
 
-def test_two_workers_one_killed_mid_job_every_job_succeeds(
-    scaled: Deployment, spacenet_scene: Path, redis_url: str
-) -> None:
+def test_two_workers_one_killed_mid_job_every_job_succeeds(scaled: Deployment, spacenet_scene: Path) -> None:
     scaled.serve("--no-worker")
     workers = {name: scaled.worker(name) for name in ("w1", "w2")}
     health = scaled.wait_healthy(workers=2)
     broker = health["checks"]["broker"]["detail"]
-    assert broker.startswith("broker redis://") and broker.endswith(
-        f"{redis_url.split('@')[-1][8:]} reachable"
-    )
+    assert broker.startswith("broker redis://") and broker.endswith(" reachable")
 
     jobs = [scaled.submit(spacenet_scene) for _ in range(4)]
 
