@@ -82,6 +82,11 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
         raise InputError(f"the run's split names images not found in --data: {missing[:5]}")
     train_pairs = [pairs[key] for key in split["train"]]
     val_pairs = [pairs[key] for key in split["val"]]
+    if not val_pairs:
+        raise InputError(
+            "no validation images: a dataset needs three or more labelled images to give some to "
+            "validation; add data or another --data folder"
+        )
     dataset = PatchDataset(
         train_pairs, config.patch, AugmentConfig(p=config.augment_p), config.seed, config.preload_images
     )
