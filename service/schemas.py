@@ -1,7 +1,7 @@
 """What the API reads and answers: ``*Create`` for input, ``*Public`` for output.
 
 Status documents follow OGC API - Processes - Part 1 (``statusInfo``, job list, process description),
-with a few roadnet fields of their own (``filename``, ``scene``, ``options``, ``summary``).
+with a few roadnet fields of their own (``filename``, ``scene``, ``bbox``, ``options``, ``summary``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class JobPublic(BaseModel):
     links: list[Link] = Field(description="This document, and the results once the job is successful")
     filename: str = Field(description="The uploaded file's name")
     scene: dict[str, Any] = Field(description="The scene's size, bands and coordinate reference system")
+    bbox: list[float] | None = Field(
+        description="The scene's bounds in WGS 84 longitude/latitude, [west, south, east, north] as an "
+        "RFC 7946 bbox (west > east across the antimeridian); null for a scene without a CRS"
+    )
     options: dict[str, Any] = Field(description="The options the job was created with")
     summary: dict[str, Any] = Field(description="When successful: road segments, length, model used")
 

@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from roadnet.settings import Settings
+from service.api.routes.jobs import scene_bbox
 from service.main import create_app
 from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
+from worker.scene import inspect_scene
 
 ClientFactory = Callable[..., TestClient]
 
@@ -80,6 +83,8 @@ def test_upload_accepted_answers_201_with_location_and_status(
     assert job["filename"] == spacenet_scene.name
     assert job["scene"] == {"width": 650, "height": 650, "bands": 3, "dtype": "uint8", "crs": "EPSG:4326"}
     assert job["options"] == {"threshold": 0.4, "stride": 128}
+    with rasterio.open(spacenet_scene) as src:  # EPSG:4326 already: the bbox is the scene's bounds
+        assert job["bbox"] == pytest.approx(list(src.bounds), abs=1e-12)
     assert job["links"] == [
         {"href": response.headers["location"], "rel": "self", "type": "application/json",
          "title": "this status document"}
@@ -97,6 +102,31 @@ def test_upload_accepted_answers_201_with_location_and_status(
     results = client.get(f"/jobs/{job['jobID']}/results/mask")
     assert results.status_code == 409
     assert results.json() == {"detail": f"job {job['jobID']} has no results: it is waiting for a worker"}
+
+
+def test_bbox_of_a_projected_scene_is_in_lon_lat(
+    client: TestClient, write_geotiff: Callable[..., Path], data_dir: Path
+) -> None:
+    # 300 x 300 pixels of 0.5 m from (500 000 E, 5 000 000 N) in UTM 33N, whose central meridian is 15 E.
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 300, 300), dtype=np.uint8)
+    response = upload(client, write_geotiff(rgb, name="utm.tif", crs="EPSG:32633"))
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["scene"]["crs"] == "EPSG:32633"
+    to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    lons, lats = to_lonlat.transform([500_000, 500_150, 500_000, 500_150], [5e6, 5e6, 4_999_850, 4_999_850])
+    assert job["bbox"] == pytest.approx([min(lons), min(lats), max(lons), max(lats)], abs=1e-9)
+    assert job["bbox"][0] == pytest.approx(15.0, abs=1e-12)
+    # The record carries it too, and the status document says the same.
+    record = JobStore(data_dir).get(job["jobID"])
+    assert record.bbox == job["bbox"]
+    assert client.get(f"/jobs/{job['jobID']}").json()["bbox"] == job["bbox"]
+
+
+def test_bbox_of_a_scene_without_crs_is_none(write_geotiff: Callable[..., Path]) -> None:
+    rgb = np.zeros((3, 300, 300), dtype=np.uint8)
+    info = inspect_scene(write_geotiff(rgb, name="plain.tif", crs=None), require_georeference=False)
+    assert scene_bbox(info) is None
 
 
 def _sparse_huge_geotiff(path: Path) -> Path:

@@ -10,6 +10,7 @@ The first test checks in process, without a browser, that the page and its files
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -138,6 +139,11 @@ def assert_dismissed(service: str, job_id: str | None) -> None:
     assert answer.status_code == 404 or answer.json()["status"] == "dismissed", answer.text
 
 
+def mercator_y(lat: float) -> float:
+    """Web Mercator's northing of latitude ``lat`` on the unit sphere (in radians of longitude)."""
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
 def test_page_and_its_files_are_served_without_a_key(tmp_path: Path) -> None:
     """In process (no browser, not slow): the page is public even with API keys on, since it asks for
     the key itself; its scripts and styles come from the service, none from elsewhere."""
@@ -213,14 +219,31 @@ def test_upload_watch_view_download_delete(session: Session, service: str, space
     expect(job).to_have_attribute("data-status", "successful", timeout=JOB_TIMEOUT_MS)
     job_id = job.get_attribute("data-job-id")
     with api(service) as client:
-        assert client.get(f"/jobs/{job_id}").json()["options"] == {"stride": 128}
+        status = client.get(f"/jobs/{job_id}").json()
         roads = client.get(f"/jobs/{job_id}/results/roads").json()
+    assert status["options"] == {"stride": 128}
     assert roads["features"], "the tiny model found no roads in the SpaceNet scene: nothing to draw"
 
     job.click()
     paths = page.locator(".leaflet-overlay-pane svg path")
     expect(paths).to_have_count(len(roads["features"]))
-    expect(page.locator(".leaflet-overlay-pane img.leaflet-image-layer")).to_have_count(1)
+    image = page.locator(".leaflet-overlay-pane img.leaflet-image-layer")
+    expect(image).to_have_count(1)
+    # The preview covers the scene's bbox from the status document: its shape on the Web Mercator map is
+    # the bbox's, and every road lies on it.
+    west, south, east, north = status["bbox"]
+    box = image.bounding_box()
+    assert box is not None
+    assert box["height"] / box["width"] == pytest.approx(
+        (mercator_y(north) - mercator_y(south)) / math.radians(east - west), rel=0.01
+    )
+    stroke = 3  # a road at the scene's edge sticks out by half its line's width (3 px), rounded up
+    for road in paths.all():
+        line = road.bounding_box()
+        assert line is not None
+        for start, size in (("x", "width"), ("y", "height")):
+            assert box[start] - stroke <= line[start]
+            assert line[start] + line[size] <= box[start] + box[size] + stroke
     expect(page.locator("#result-summary")).to_contain_text(f"{len(roads['features'])} roads")
 
     # A click on a road opens its popup with its length.

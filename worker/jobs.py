@@ -152,6 +152,9 @@ class JobRecord(BaseModel):
     filename: str = Field(description="The uploaded file's name, for display only")
     options: dict[str, Any] = Field(default_factory=dict)
     scene: dict[str, Any] = Field(default_factory=dict)
+    bbox: list[float] | None = Field(
+        default=None, description="The scene's WGS 84 lon/lat bounds [west, south, east, north]"
+    )
     summary: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
     worker: str | None = Field(default=None, description="Celery hostname of the worker running it")
@@ -234,6 +237,7 @@ class JobStore:
         filename: str,
         options: Mapping[str, Any],
         scene: Mapping[str, Any],
+        bbox: list[float] | None = None,
     ) -> JobRecord:
         """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
         job_id = secrets.token_urlsafe(16)
@@ -251,6 +255,7 @@ class JobStore:
             filename=filename,
             options=dict(options),
             scene=dict(scene),
+            bbox=bbox,
         )
         self._write(folder, record)
         return record

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
+from affine import Affine
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
 from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import ConflictError, InputError, NotFoundError, QueueUnavailableError
@@ -53,6 +55,7 @@ def job_public(record: JobRecord, request: Request) -> JobPublic:
         links=links,
         filename=record.filename,
         scene=record.scene,
+        bbox=record.bbox,
         options=record.options,
         summary=record.summary,
     )
@@ -66,6 +69,24 @@ def _scene_summary(info: SceneInfo) -> dict[str, Any]:
         "dtype": info.dtype,
         "crs": CRS.from_wkt(info.crs).to_string() if info.crs else None,
     }
+
+
+def scene_bbox(info: SceneInfo) -> list[float] | None:
+    """The scene's bounds in WGS 84 longitude/latitude, ``[west, south, east, north]`` (RFC 7946 bbox),
+    for placing it on a map; None when it has no CRS.
+
+    All four corners count, so a rotated geotransform is covered; the edges are densified in the
+    transformation, since a straight edge in a projected CRS bulges in lon/lat.
+    """
+    if info.crs is None:
+        return None
+    transform = Affine(*info.transform)
+    corners = [transform * (col, row) for col in (0, info.width) for row in (0, info.height)]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    west, south, east, north = transform_bounds(
+        CRS.from_wkt(info.crs), "EPSG:4326", min(xs), min(ys), max(xs), max(ys)
+    )
+    return [west, south, east, north]
 
 
 def _inspect(path: Path, max_pixels: int) -> SceneInfo:
@@ -144,6 +165,7 @@ async def create_job(
             filename=upload.filename,
             options=options.model_dump(exclude_defaults=True),
             scene=_scene_summary(info),
+            bbox=scene_bbox(info),
         )
     except BaseException:
         upload.path.unlink(missing_ok=True)
