@@ -29,7 +29,7 @@ CLEANUP_INTERVAL_S = 600.0
 DESCRIPTION = """
 Road extraction from satellite imagery. Upload a georeferenced RGB GeoTIFF to `POST /jobs`, follow
 the job at `GET /jobs/{id}` (OGC API - Processes status document, `progress` 0-100), then download
-the road mask and probability (Cloud-Optimised GeoTIFF), the road centrelines (GeoJSON) and a preview
+the road mask and probability (Cloud-Optimised GeoTIFF), the road centrelines (GeoJSON) and previews
 (PNG) from `/jobs/{id}/results/...`.
 
 When the service has API keys (`ROADNET_API_KEYS`), every `/jobs` and `/processes` request needs one,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import rasterio
 from PIL import Image
@@ -53,7 +54,7 @@ def test_whole_flow_upload_run_download(embedded: Deployment, spacenet_scene: Pa
     assert any(state == "running" and 0 < progress < 100 for state, progress in seen), seen
     assert status["summary"]["segments"] > 0 and status["summary"]["threshold"] == 0.5
     hrefs = {link["title"]: link["href"] for link in status["links"] if link["rel"] == "enclosure"}
-    assert set(hrefs) == {"mask", "probability", "roads", "preview"}
+    assert set(hrefs) == {"mask", "probability", "roads", "preview", "mask_preview"}
 
     mask = httpx.get(hrefs["mask"], timeout=30)
     assert mask.status_code == 200
@@ -69,7 +70,16 @@ def test_whole_flow_upload_run_download(embedded: Deployment, spacenet_scene: Pa
         and len(collection["features"]) == status["summary"]["segments"]
     )
     preview = httpx.get(hrefs["preview"], timeout=30)
-    assert Image.open(io.BytesIO(preview.content)).format == "PNG"
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    mask_preview = httpx.get(hrefs["mask_preview"], timeout=30)
+    assert mask_preview.status_code == 200 and mask_preview.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(mask_preview.content))
+    assert (image.format, image.mode) == ("PNG", "RGBA")
+    assert image.size == Image.open(io.BytesIO(preview.content)).size == (650, 650)
+    assert 0 < status["summary"]["road_fraction"] < 1
+    # Opaque where the mask says road, transparent elsewhere: as many road pixels as the mask has.
+    with rasterio.open(io.BytesIO(mask.content)) as src:
+        assert (np.asarray(image)[..., 3] == 255).sum() == (src.read(1) == 1).sum()
     ranged = httpx.get(hrefs["probability"], headers={"Range": "bytes=0-15"}, timeout=30)
     assert ranged.status_code == 206 and len(ranged.content) == 16
     assert httpx.head(hrefs["mask"], timeout=30).headers["content-length"] == str(len(mask.content))

@@ -261,11 +261,15 @@ def test_upload_watch_view_download_delete(session: Session, service: str, space
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-result.png"))
 
-    # The Mask view hides the vectors; back to Roads shows them again.
+    # The Mask view shows the service's mask_preview in place of the scene and its vectors; back to Roads
+    # shows them again.
+    expect(page.locator("#mask-view-label")).to_have_text("Mask")
     page.locator("#mask-view-label").click()
     expect(page.locator(".leaflet-popup")).to_have_count(0)
     expect(paths).to_have_count(0)
-    expect(page.locator(".leaflet-overlay-pane img.leaflet-image-layer")).to_have_count(1)
+    expect(image).to_have_count(1)
+    expect(image).to_have_attribute("alt", "Road mask")
+    assert image.bounding_box() == box  # the same extent as the preview
     page.screenshot(path=str(ARTIFACTS / "web-mask.png"))
     page.locator("#view-toggle label").first.click()
     expect(paths).to_have_count(len(roads["features"]))

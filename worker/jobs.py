@@ -79,6 +79,7 @@ class OutputName(StrEnum):
     probability = "probability"
     roads = "roads"
     preview = "preview"
+    mask_preview = "mask_preview"
 
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -93,6 +94,9 @@ OUTPUTS: dict[OutputName, Output] = {
         "roads.geojson", "application/geo+json", "Road centrelines (RFC 7946 GeoJSON, WGS 84)"
     ),
     OutputName.preview: Output("preview.png", "image/png", "The scene with the roads drawn over it (PNG)"),
+    OutputName.mask_preview: Output(
+        "mask_preview.png", "image/png", "The road mask over transparency, as large as the preview (PNG)"
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""One job from its uploaded scene to its published results: inference, vectorisation, preview.
+"""One job from its uploaded scene to its published results: inference, vectorisation, previews.
 
 Idempotent, so a redelivered message may run it again: each attempt writes into a fresh folder of its
 own and publishes with one rename per file (:meth:`worker.jobs.JobStore.publish`), a job already final
@@ -20,7 +20,7 @@ from roadnet.errors import ModelError, RoadnetError
 from roadnet.settings import get_settings
 from worker.inference import InferenceOptions, predict_scene
 from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
-from worker.preview import render_preview
+from worker.preview import render_mask_preview, render_preview
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,9 @@ def run_job(
             options=vectorize_options,
             progress=progress.stage(INFERENCE_END, VECTORIZE_END, "tracing the road network"),
         )
-        progress.stage(VECTORIZE_END, 100, "drawing the preview")
+        progress.stage(VECTORIZE_END, 100, "drawing the previews")
         render_preview(store.input_path(job_id), vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {
             "segments": vectors.segments,
             "total_length_m": vectors.total_length_m,

@@ -1,15 +1,19 @@
-"""A PNG preview of a scene with its road network drawn over it (the service's /results/preview)."""
+"""PNG previews of a job for the web map, the same size and extent: the scene with its road network
+drawn over it (/results/preview) and the road mask over transparency (/results/mask_preview)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import shapely
 from affine import Affine
 from PIL import Image, ImageDraw
 from pyproj import Transformer
 from rasterio.enums import Resampling
+from rasterio.io import DatasetReader
 
 from worker.apls import read_lines
 from worker.scene import inspect_scene, open_scene
@@ -17,9 +21,33 @@ from worker.scene import inspect_scene, open_scene
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
 CASING_COLOUR = (170, 0, 0)
+#: The mask preview's road pixels (RGBA): the web page's road colour, opaque.
+MASK_COLOUR = (255, 45, 149, 255)
+#: The longest side of a preview, in pixels.
+MAX_SIZE = 2048
 
 
-def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: int = 2048) -> Path:
+def read_downsampled(
+    src: DatasetReader, bands: Sequence[int], max_size: int
+) -> tuple[np.ma.MaskedArray, float]:
+    """``bands`` of ``src`` at most ``max_size`` pixels a side, each pixel the average of the block it
+    covers (in the data type of ``src``, so rounded; no data masked), and the factor it was downsampled
+    by (1 when not).
+
+    Every preview of a scene is read through here, so they all have the same size and extent.
+    """
+    factor = max(1.0, max(src.width, src.height) / max_size)
+    height, width = max(1, round(src.height / factor)), max(1, round(src.width / factor))
+    data = src.read(
+        list(bands),
+        out_shape=(len(bands), height, width),
+        masked=True,
+        resampling=Resampling.average,
+    )
+    return data, factor
+
+
+def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: int = MAX_SIZE) -> Path:
     """Write ``out_png``: the scene at most ``max_size`` pixels a side with the roads drawn over it.
 
     The scene is read as inference reads it (:mod:`worker.scene`: its RGB bands, 8-bit data as is,
@@ -27,11 +55,10 @@ def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: in
     lon/lat (RFC 7946), or pixel coordinates when the scene is not georeferenced. Returns ``out_png``.
     """
     info = inspect_scene(Path(scene), require_georeference=False, min_side=1, max_pixels=2**62)
-    factor = max(1.0, max(info.width, info.height) / max_size)
-    height, width = max(1, round(info.height / factor)), max(1, round(info.width / factor))
     with open_scene(info) as src:
-        data = src.read(info.bands, out_shape=(3, height, width), masked=True, resampling=Resampling.average)
+        data, factor = read_downsampled(src, info.bands, max_size)
     values = np.asarray(data.data, dtype=np.float32)
+    height, width = values.shape[1:]
     if info.stretch is not None:
         for band, (low, high) in zip(values, info.stretch, strict=True):
             band[:] = (band - low) * (255.0 / (high - low))
@@ -55,6 +82,25 @@ def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: in
     for width_px, colour in ((core + 2, CASING_COLOUR), (core, ROAD_COLOUR)):
         for points in lines:
             draw.line(points, fill=colour, width=width_px, joint="curve")
+    return _save(image, out_png)
+
+
+def render_mask_preview(mask: Path, out_png: Path, max_size: int = MAX_SIZE) -> Path:
+    """Write ``out_png``: the road mask (1 road, 0 background, its nodata none) as an RGBA PNG the size and
+    extent of :func:`render_preview`'s for the same scene: roads opaque :data:`MASK_COLOUR`, the rest
+    transparent. Downsampled, a pixel is road when at least half of its block is (GDAL's average
+    rounded; its reads offer no maximum): a road narrower than half a preview pixel may break up there,
+    as it would in any image of that size. Returns ``out_png``.
+    """
+    with rasterio.open(mask) as src:
+        data, _ = read_downsampled(src, [1], max_size)
+    road = np.ma.filled(data[0] > 0, False)
+    rgba = np.zeros((*road.shape, 4), dtype=np.uint8)
+    rgba[road] = MASK_COLOUR
+    return _save(Image.fromarray(rgba, "RGBA"), out_png)
+
+
+def _save(image: Image.Image, out_png: Path) -> Path:
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     image.save(out_png, format="PNG", optimize=True)

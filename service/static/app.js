@@ -559,11 +559,10 @@
       };
       const total = (roads.features || []).reduce((sum, f) => sum + (Number(f.properties?.length_m) || 0), 0);
       $("result-summary").textContent = `${count} roads, ${formatLength(total)}`;
-      // Without a mask image from the service the second view is the scene preview alone: say so.
-      $("mask-view-label").querySelector("span").textContent = urls.mask ? "Mask" : "Image";
-      $("mask-view-label").title = urls.mask
-        ? "The road mask as the model predicted it"
-        : "The scene preview without the road lines (this service offers no mask image)";
+      // A job finished before the service drew mask images has none: its Mask view is off.
+      const maskView = document.querySelector('input[name="view"][value="mask"]');
+      maskView.disabled = !urls.mask;
+      if (!urls.mask) document.querySelector('input[name="view"][value="vectors"]').checked = true;
       $("view-toggle").disabled = false;
       $("download-roads").disabled = false;
       $("download-mask").disabled = false;
@@ -578,13 +577,13 @@
     }
   }
 
-  /** Vectors: the scene preview with the road lines over it. Mask: the mask image (or the preview). */
+  /** Vectors: the scene preview with the road lines over it. Mask: the mask image alone (over the basemap). */
   function applyView() {
     if (!result) return;
     const view = document.querySelector('input[name="view"]:checked').value;
     map.closePopup();
     [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
-    if (view === "mask") (result.mask || result.preview).addTo(map);
+    if (view === "mask") result.mask.addTo(map);
     else {
       result.preview.addTo(map);
       result.roads.addTo(map);

@@ -254,7 +254,8 @@ def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPubl
     summary="Download one result",
     responses={
         200: {
-            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview: PNG",
+            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview and "
+            "mask_preview: PNG",
             "content": {o.media_type: {} for o in OUTPUTS.values()},
         },
         409: {"description": "The job is not successful (yet)"},
@@ -262,7 +263,8 @@ def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPubl
 )
 def get_result(record: JobDep, output: OutputName, store: StoreDep) -> FileResponse:
     """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
-    grid and CRS), `roads` (GeoJSON, WGS 84) or `preview` (PNG). Range requests are served."""
+    grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
+    (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
     _require_successful(record)
     path = store.result_path(record.id, output)
     if not path.is_file():

@@ -19,7 +19,7 @@ TITLE = "Road extraction"
 DESCRIPTION = (
     "Finds the roads in a satellite or aerial scene (RGB GeoTIFF) with the paper's RISNet and stride-64 "
     "sliding window, and returns the road mask and probability (Cloud-Optimised GeoTIFF), the road "
-    "centrelines (GeoJSON) and a preview (PNG). Start a job with POST /jobs (multipart upload)."
+    "centrelines (GeoJSON) and previews (PNG). Start a job with POST /jobs (multipart upload)."
 )
 
 
