@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # /docs is the web router's, with Swagger UI served from here (no CDN)
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.settings = settings
     app.state.store = store
@@ -78,5 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(processes.router)
     app.include_router(health.router)
-    app.include_router(web.router)  # the web page (issue 8): / and /static
+    app.include_router(web.router)  # the web page (issue 8): / and /static; and /docs
     return app

@@ -83,9 +83,10 @@ def browser() -> Iterator[Browser]:
 
 
 class Session:
-    """A fresh browser profile on the page, recording what would have gone to the internet."""
+    """A fresh browser profile on the page (or another of the service's, ``path``), recording what would
+    have gone to the internet."""
 
-    def __init__(self, browser: Browser, service: str, *, with_key: bool) -> None:
+    def __init__(self, browser: Browser, service: str, *, with_key: bool, path: str = "") -> None:
         self.context: BrowserContext = browser.new_context(
             viewport={"width": 1280, "height": 800}, accept_downloads=True
         )
@@ -98,7 +99,7 @@ class Session:
         self.context.route("**/*", self._route(own_host))
         self.page: Page = self.context.new_page()
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.goto(service)
+        self.page.goto(f"{service}/{path}")
 
     def _route(self, own_host: str) -> Callable[[Route], None]:
         def handle(route: Route) -> None:
@@ -163,6 +164,42 @@ def test_page_and_its_files_are_served_without_a_key(tmp_path: Path) -> None:
         refused = client.get("/jobs")
         assert refused.status_code == 401
         assert "API key" in refused.json()["detail"]
+
+
+def test_docs_are_served_from_the_service(tmp_path: Path) -> None:
+    """In process: /docs is Swagger UI with its script, styles and icon from the service, no other host
+    (FastAPI's default loads them from a CDN); ReDoc, CDN-only, is off."""
+    app = create_app(Settings(data_dir=tmp_path / "data", api_keys=[API_KEY]))
+    with TestClient(app) as client:
+        docs = client.get("/docs")
+        assert docs.status_code == 200, docs.text
+        assert docs.headers["content-type"].startswith("text/html")
+        assert "//" not in docs.text  # no URL with a host, nor a protocol-relative one
+        sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+        assert sorted(sources) == [
+            "static/vendor/swagger-ui/favicon-32x32.png",
+            "static/vendor/swagger-ui/swagger-ui-bundle.js",
+            "static/vendor/swagger-ui/swagger-ui.css",
+        ]
+        for source in sources:
+            assert client.get(f"/{source}").status_code == 200, source
+        assert "url: 'openapi.json'" in docs.text
+        spec = client.get("/openapi.json")  # needs no key, like the page
+        assert spec.status_code == 200 and spec.json()["info"]["title"] == "roadnet"
+        redoc = client.get("/redoc")
+        assert redoc.status_code == 404
+        assert redoc.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.slow
+def test_docs_page_works_offline(browser: Browser, service: str) -> None:
+    """Swagger UI renders the API's operations in the browser, nothing fetched from elsewhere."""
+    session = Session(browser, service, with_key=False, path="docs")
+    page = session.page
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("roadnet")
+    expect(page.locator('.opblock[id^="operations-jobs-"]').first).to_be_visible()
+    assert page.locator(".opblock").count() >= 8
+    session.close()
 
 
 @pytest.mark.slow
