@@ -212,7 +212,16 @@ def main() -> None:
         "--full-scene", action="store_true", help="also a whole 20 000 x 20 000 scene in fast mode (long)"
     )
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:
+        report = run(args, Path(tmp))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    _print(report)
+    print(f"saved {args.json}")
 
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Every measurement; exported models go to ``tmp``."""
     import onnxruntime as ort
     import torch
 
@@ -221,7 +230,6 @@ def main() -> None:
     from training.export import export_onnx
     from worker.model import default_model_path, load_model
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_inference_"))
     default = args.model or default_model_path()
     if default.is_file():
         meta = load_model(default).metadata
@@ -248,9 +256,7 @@ def main() -> None:
     if args.full_scene:
         report["scene_memory"].append({"model": name, **scene_rss(default, height=WIDE, stride=None)})
     report["fast_mode"] = {"model": name, **fast_mode(default, args.pairs)}
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    _print(report)
-    print(f"saved {args.json}")
+    return report
 
 
 def _print(report: dict) -> None:
