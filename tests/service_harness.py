@@ -79,7 +79,8 @@ class Deployment:
         self.url = ""
 
     def serve(self, *extra: str) -> Process:
-        """Start ``roadnet serve`` on a free port and wait until it answers."""
+        """Start ``roadnet serve`` on a free port and wait until it answers ``/healthz`` (which needs no
+        API key), healthy or not: a worker may come later (:meth:`wait_healthy`)."""
         port = free_port()
         process = Process(
             ["serve", "--port", str(port), *extra], self.env, self.data_dir.parent / "serve.log"
@@ -91,7 +92,7 @@ class Deployment:
             if process.proc.poll() is not None:
                 pytest.fail(f"roadnet serve exited:\n{process.tail()}", pytrace=False)
             try:
-                return httpx.get(f"{self.url}/processes", timeout=2).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code in (200, 503)
             except httpx.TransportError:
                 return False
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
-from service_harness import Process, free_port, wait_for
+from service_harness import deployment
 
 from roadnet.settings import Settings
 from service.main import create_app
@@ -45,31 +44,15 @@ JOB_TIMEOUT_MS = 90_000
 def service(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_model: Path) -> Iterator[str]:
     """``roadnet serve`` (the API and its embedded worker) with the tiny model and API keys on, so every
     request of the page must carry the key; yields its URL once ``/healthz`` says it can run jobs."""
-    data_dir = tmp_path_factory.mktemp("web") / "data"
     env = {
-        **os.environ,
-        "ROADNET_DATA_DIR": str(data_dir),
         "ROADNET_MODEL_PATH": str(tiny_onnx_model),
         "ROADNET_ORT_INTRA_OP_THREADS": "1",
         "ROADNET_API_KEYS": API_KEY,
     }
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    serve = Process(["serve", "--port", str(port)], env, data_dir.parent / "serve.log")
-
-    def healthy() -> bool:
-        if serve.proc.poll() is not None:
-            pytest.fail(f"roadnet serve exited:\n{serve.tail()}", pytrace=False)
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, 60, f"roadnet serve on {url} to be healthy", interval=0.2)
-        yield url
-    finally:
-        serve.stop()
+    with deployment(tmp_path_factory.mktemp("web") / "data", env) as started:
+        started.serve()
+        started.wait_healthy()
+        yield started.url
 
 
 @pytest.fixture(scope="module")
