@@ -171,3 +171,12 @@ def test_missing_default_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("worker.model.weights_dir", lambda: tmp_path)
     with pytest.raises(ModelError, match=r"roadnet-risnet\.onnx does not exist; the default model ships"):
         load_model()
+
+
+@pytest.mark.gpu
+def test_gpu_provider_chosen(tiny_onnx_model: Path) -> None:
+    # With onnxruntime-gpu installed (README "GPU inference") the session runs on CUDA or TensorRT.
+    model = load_model(tiny_onnx_model)
+    assert model.provider in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    probability = model.predict(np.zeros((2, 3, 256, 256), np.float32))
+    assert probability.shape == (2, 1, 256, 256)

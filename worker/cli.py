@@ -57,6 +57,7 @@ def predict_command(
 ) -> None:
     """Predict the roads of SCENE (GeoTIFF, or any raster GDAL reads) into --out."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from worker.inference import InferenceOptions, predict_scene
 
@@ -68,7 +69,8 @@ def predict_command(
         bands=_bands(bands),
         fast=fast,
     )
-    with tqdm(total=100, unit="%", desc=scene.name, bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+    bar_format = "{l_bar}{bar}| {elapsed}<{remaining}"
+    with logging_redirect_tqdm(), tqdm(total=100, unit="%", desc=scene.name, bar_format=bar_format) as bar:
 
         def progress(fraction: float) -> None:
             bar.update(round(fraction * 100, 1) - bar.n)
