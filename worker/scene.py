@@ -172,15 +172,14 @@ def inspect_scene(
                 )
             notes.append(f"{path.name} is not georeferenced: results are in pixel coordinates")
             log.warning(notes[-1])
-        scale = max(src.width, src.height) / STATS_SIDE
-        out_shape = (3, max(1, int(src.height / max(scale, 1))), max(1, int(src.width / max(scale, 1))))
-        block_h, block_w = src.block_shapes[0]
-        last = Window(
-            src.width - min(block_w, src.width), src.height - min(block_h, src.height), block_w, block_h
-        )
+        shrink = max(1.0, max(src.width, src.height) / STATS_SIDE)
+        out_shape = (3, max(1, int(src.height / shrink)), max(1, int(src.width / shrink)))
+        # The decimated read may skip the file's end; the last block shows a truncated file.
+        block_h, block_w = (min(b, n) for b, n in zip(src.block_shapes[0], src.shape, strict=True))
+        last = Window(src.width - block_w, src.height - block_h, block_w, block_h)
         try:
             sample = src.read(used, out_shape=out_shape, masked=True)
-            src.read(used, window=last.intersection(Window(0, 0, src.width, src.height)))
+            src.read(used, window=last)
         except RasterioError as exc:
             raise _unreadable(path, exc) from exc
         mask_flags = {flag for band in used for flag in src.mask_flag_enums[band - 1]}
