@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,8 @@ def test_cli_predict(spacenet_scene: Path, tiny_onnx_model: Path, tmp_path: Path
     )
     assert ok.exit_code == 0, ok.output
     assert "1 windows of 650 px" in ok.output and (tmp_path / "mask.tif").is_file()
+    roads = json.loads((tmp_path / "roads.geojson").read_text())
+    assert roads["type"] == "FeatureCollection" and "road segments" in ok.output
     pan = shared_data / "spacenet" / "pairs" / "road_mask_input.tif"
     refused = runner.invoke(
         cli, ["predict", str(pan), "--out", str(tmp_path), "--model", str(tiny_onnx_model)]

@@ -1,10 +1,14 @@
-"""``roadnet predict``: the road mask and probability of a scene, with a progress bar."""
+"""``roadnet predict``: the road mask, probability and road network of a scene, with a progress bar."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+
+#: The share of the progress bar (percent) inference takes; vectorisation takes the rest.
+INFERENCE_SHARE = 90
 
 
 def _bands(value: str | None) -> tuple[int, int, int] | None:
@@ -21,7 +25,7 @@ def _bands(value: str | None) -> tuple[int, int, int] | None:
 @click.argument("scene", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write mask.tif and probability.tif into.",
+    help="Folder to write mask.tif, probability.tif and roads.geojson into.",
 )  # fmt: skip
 @click.option(
     "--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -60,6 +64,7 @@ def predict_command(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from worker.inference import InferenceOptions, predict_scene
+    from worker.vectorize import vectorize_mask
 
     options = InferenceOptions(
         window=window,
@@ -72,14 +77,19 @@ def predict_command(
     bar_format = "{l_bar}{bar}| {elapsed}<{remaining}"
     with logging_redirect_tqdm(), tqdm(total=100, unit="%", desc=scene.name, bar_format=bar_format) as bar:
 
-        def progress(fraction: float) -> None:
-            bar.update(round(fraction * 100, 1) - bar.n)
+        def stage(start: float, end: float) -> Callable[[float], None]:
+            return lambda fraction: bar.update(round(start + (end - start) * fraction, 1) - bar.n)
 
-        result = predict_scene(scene, out_dir, model_path=model_path, options=options, progress=progress)
+        result = predict_scene(
+            scene, out_dir, model_path=model_path, options=options, progress=stage(0, INFERENCE_SHARE)
+        )
+        roads = vectorize_mask(result.mask, out_dir / "roads.geojson", progress=stage(INFERENCE_SHARE, 100))
     for note in result.scene.warnings:
         click.echo(f"warning: {note}", err=True)
     click.echo(
-        f"{result.mask}\n{result.probability}\n"
+        f"{result.mask}\n{result.probability}\n{roads.out}\n"
         f"{result.windows} windows of {result.window} px at stride {result.stride} on {result.provider} "
-        f"in {result.seconds:.1f} s; roads cover {100 * result.road_fraction:.1f}% of the scene"
+        f"in {result.seconds:.1f} s; roads cover {100 * result.road_fraction:.1f}% of the scene, "
+        f"{roads.segments} road segments"
+        + (f", {roads.total_length_m / 1000:.1f} km" if roads.total_length_m is not None else "")
     )
