@@ -246,7 +246,7 @@ def test_configs_load() -> None:
     with pytest.raises(InputError, match="unknown config keys"):
         TrainConfig.from_dict({"epoch": 3})
     unet = TrainConfig.from_yaml(configs / "cpu-small.yaml", ["arch=unet", "model_kwargs={width: 0.25}"])
-    assert (unet.arch, unet.model_kwargs, unet.epochs) == ("unet", {"width": 0.25}, 24)
+    assert (unet.arch, unet.model_kwargs, unet.epochs) == ("unet", {"width": 0.25}, 20)
 
 
 # -- ensembling ----------------------------------------------------------------------------------------
