@@ -6,19 +6,29 @@ inside the command, so ``roadnet --help`` works with the runtime install alone.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
 import click
 
 from roadnet import __version__
-from roadnet.errors import RoadnetError
+from roadnet.errors import MissingDependencyError, RoadnetError
 from roadnet.logs import configure_logging
 from roadnet.settings import get_settings
+
+#: Commands that need the training extra (torch).
+TORCH_COMMANDS = frozenset({"train", "export", "evaluate", "models"})
 
 
 class _Group(click.Group):
     """A group that turns roadnet's own errors into a one-line message and exit status 2."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in TORCH_COMMANDS:
+            raise click.UsageError(f"'roadnet {cmd_name}': {MissingDependencyError('torch', 'train')}")
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,23 +56,18 @@ def main() -> None:
     cli()
 
 
-# Package commands; each imports its heavy dependencies inside the command body.
-from models.cli import models_command  # noqa: E402
-
-cli.add_command(models_command)
-from training.cli import evaluate_command, export_command, train_command  # noqa: E402
-
-cli.add_command(train_command)
-cli.add_command(export_command)
-cli.add_command(evaluate_command)
+# Package commands; each imports its heavy dependencies inside the command body. The training commands
+# are listed only where torch is installed (the runtime install has none); asked for without it, they
+# answer with the extra to install.
+from service.cli import serve_command, worker_command  # noqa: E402
 from worker.cli import predict_command  # noqa: E402
-
-cli.add_command(predict_command)
 from worker.cli_vectorize import score_graph_command, vectorize_command  # noqa: E402
 
-cli.add_command(vectorize_command)
-cli.add_command(score_graph_command)
-from service.cli import serve_command, worker_command  # noqa: E402
+for _command in (predict_command, vectorize_command, score_graph_command, serve_command, worker_command):
+    cli.add_command(_command)
+if importlib.util.find_spec("torch") is not None:
+    from models.cli import models_command
+    from training.cli import evaluate_command, export_command, train_command
 
-cli.add_command(serve_command)
-cli.add_command(worker_command)
+    for _command in (train_command, export_command, evaluate_command, models_command):
+        cli.add_command(_command)

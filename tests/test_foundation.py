@@ -69,3 +69,21 @@ def test_write_geotiff_round_trip(write_geotiff) -> None:  # type: ignore[no-unt
         assert src.crs.to_epsg() == 32633
         assert src.count == 3 and src.width == 10 and src.height == 8
         np.testing.assert_array_equal(src.read(), array)
+
+
+def _cli_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as the runtime install sees it: `import torch` fails."""
+    code = "import sys; sys.modules['torch'] = None; from roadnet.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+
+
+def test_runtime_install_lists_only_commands_that_work() -> None:
+    listed = _cli_without_torch("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "predict" in listed.stdout and "serve" in listed.stdout
+    assert "train" not in listed.stdout and "export" not in listed.stdout
+    asked = _cli_without_torch("train")
+    assert asked.returncode == 2
+    assert "'roadnet train': torch is not installed; install it with: pip install 'roadnet[train]'" in (
+        asked.stderr
+    )
