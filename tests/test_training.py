@@ -245,8 +245,9 @@ def test_configs_load() -> None:
         assert 0 < config.clr_start < config.epochs  # short runs still reach the cyclic phase
     with pytest.raises(InputError, match="unknown config keys"):
         TrainConfig.from_dict({"epoch": 3})
+    small = TrainConfig.from_yaml(configs / "cpu-small.yaml")
     unet = TrainConfig.from_yaml(configs / "cpu-small.yaml", ["arch=unet", "model_kwargs={width: 0.25}"])
-    assert (unet.arch, unet.model_kwargs, unet.epochs) == ("unet", {"width": 0.25}, 20)
+    assert (unet.arch, unet.model_kwargs, unet.epochs) == ("unet", {"width": 0.25}, small.epochs)
 
 
 # -- ensembling ----------------------------------------------------------------------------------------
