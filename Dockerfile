@@ -3,9 +3,8 @@
 #   docker build --target gpu-worker -t roadnet-gpu-worker .
 # docker-compose.yml builds both; see the README, "Running at scale". Neither image has torch.
 
-# ---- the API (and a CPU worker, if one is wanted: `roadnet worker`) ----
-FROM python:3.11-slim-bookworm AS api
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ROADNET_DATA_DIR=/data
+# ---- the sources both images install ----
+FROM scratch AS source
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY roadnet roadnet
@@ -13,6 +12,12 @@ COPY models models
 COPY training training
 COPY worker worker
 COPY service service
+
+# ---- the API (and a CPU worker, if one is wanted: `roadnet worker`) ----
+FROM python:3.11-slim-bookworm AS api
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ROADNET_DATA_DIR=/data
+WORKDIR /src
+COPY --from=source /src ./
 RUN pip install --no-cache-dir . \
  && useradd --uid 1000 --create-home roadnet && mkdir /data && chown roadnet /data
 USER roadnet
@@ -28,12 +33,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY roadnet roadnet
-COPY models models
-COPY training training
-COPY worker worker
-COPY service service
+COPY --from=source /src ./
 # onnxruntime and onnxruntime-gpu write the same package folder: uninstall one, then install the other
 # (README, "GPU inference"). The worker then picks TensorRT, CUDA or CPU, whichever ONNX Runtime offers.
 RUN pip install --no-cache-dir . \
