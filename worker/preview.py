@@ -16,7 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 
 from worker.apls import read_lines
-from worker.scene import inspect_scene, open_scene
+from worker.scene import inspect_scene, open_scene, to_rgb8
 
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
@@ -57,13 +57,8 @@ def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: in
     info = inspect_scene(Path(scene), require_georeference=False, min_side=1, max_pixels=2**62)
     with open_scene(info) as src:
         data, factor = read_downsampled(src, info.bands, max_size)
-    values = np.asarray(data.data, dtype=np.float32)
-    height, width = values.shape[1:]
-    if info.stretch is not None:
-        for band, (low, high) in zip(values, info.stretch, strict=True):
-            band[:] = (band - low) * (255.0 / (high - low))
-    rgb = np.rint(np.clip(values, 0, 255)).astype(np.uint8)
-    rgb[:, np.ma.getmaskarray(data).all(axis=0)] = 0
+    rgb, _ = to_rgb8(data, info.stretch)
+    height, width = rgb.shape[1:]
 
     image = Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0)), "RGB")
     draw = ImageDraw.Draw(image)

@@ -222,13 +222,21 @@ def read_rgb(
         data = src.read(info.bands, window=window, masked=True, boundless=True)
     except RasterioError as exc:
         raise _unreadable(info.path, exc) from exc
+    return to_rgb8(data, info.stretch)
+
+
+def to_rgb8(
+    data: np.ma.MaskedArray, stretch: tuple[tuple[float, float], ...] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bands ``(3, rows, cols)`` as uint8 RGB (stretched when ``stretch`` is given, see the module
+    docstring) and their validity mask ``(rows, cols)``; no-data pixels are black."""
     invalid = np.asarray(np.ma.getmaskarray(data).all(axis=0))
     values = np.asarray(data.data)
-    if info.stretch is None:
+    if stretch is None:
         rgb = values.astype(np.uint8, copy=False)
     else:
         rgb = np.empty(values.shape, np.uint8)
-        for i, (low, high) in enumerate(info.stretch):
+        for i, (low, high) in enumerate(stretch):
             scaled = (values[i].astype(np.float32) - low) * (255.0 / (high - low))
             rgb[i] = np.rint(np.clip(scaled, 0, 255))
     rgb[:, invalid] = 0
