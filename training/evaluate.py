@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from roadnet.errors import ModelError
-from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from roadnet.model_metadata import ModelMetadata
 from training.metrics import Scores
 from worker.sliding_window import PredictFn, predict_array
 
@@ -34,22 +33,11 @@ def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> Pre
 
 
 def onnx_predictor(path: Path, threads: int = 0) -> tuple[PredictFn, ModelMetadata]:
-    """An ONNX Runtime session on ``path`` as a predict fn, with the model's roadnet metadata."""
-    import onnxruntime as ort
+    """An exported model as a predict fn, with its roadnet metadata, loaded as the worker loads it."""
+    from worker.model import load_model
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own unrelated exception classes
-        raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
-    metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        return np.asarray(out)
-
-    return predict, metadata
+    model = load_model(path, threads=threads)
+    return model.predict, model.metadata
 
 
 def mean_predictor(predictors: list[PredictFn]) -> PredictFn:
