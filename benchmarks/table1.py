@@ -1,0 +1,135 @@
+"""The paper's Table 1 for finished training runs, from one command anyone can rerun.
+
+    .venv/bin/python benchmarks/table1.py --shipped runs/cpu-small-unet runs/cpu-small-deeplab ...
+
+For each run folder (``roadnet train --out``), from its own files, and with ``--shipped`` for the
+default model, from the run's files shipped beside it in ``models/weights/``:
+
+- architecture, width, parameters and GFLOPs of one 256 x 256 window;
+- the Table 1 row of ``final.json``: validation mIoU of the single model, its EMA weights and the CLR
+  snapshot average (and the average of the snapshots' EMA weights), at the run's validation stride and
+  threshold 0.5 — the same protocol for every run;
+- the run's wall time (the sum of its epochs' seconds, validation included) and steps;
+- the CLR snapshot average exported to ONNX (``<run>/clr.onnx``; for the default model, the shipped
+  file) and scored as the service runs it: stride 64, the threshold tuned on validation, mIoU per
+  dataset on the run's validation split.
+
+Writes ``benchmarks/results/table1.json`` and prints a Markdown table. Needs the training extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from models.cli import model_cost
+from training.checkpoint import mean_of_checkpoints
+from training.data import find_pairs, load_split
+from training.evaluate import onnx_predictor, per_dataset, score_images
+from training.export import export_onnx
+from worker.model import default_model_path
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = ("single", "ema", "swa", "swa_ema")
+
+
+def table1_row(
+    name: str, final_json: Path, metrics_jsonl: Path, split_json: Path, onnx_path: Path, data: Path
+) -> dict[str, Any]:
+    """Everything Table 1 reports about one finished run, from its files and its exported CLR model."""
+    final = json.loads(final_json.read_text())
+    epochs = [json.loads(line) for line in metrics_jsonl.read_text().splitlines()]
+    pairs = {pair.key: pair for pair in find_pairs(data)}
+    validation = [pairs[key] for key in load_split(split_json)["val"]]
+    predict, metadata = onnx_predictor(onnx_path)
+    params, gflops = model_cost(metadata.arch, **metadata.model_kwargs)
+    scores = score_images(
+        predict,
+        ((pair.key, *pair.load()) for pair in validation),
+        window=metadata.window,
+        stride=metadata.stride,
+        batch_size=16,
+        threshold=metadata.threshold,
+    )
+    return {
+        "run": name,
+        "arch": metadata.arch,
+        "model_kwargs": metadata.model_kwargs,
+        "params": params,
+        "gflops_per_window": round(gflops, 2),
+        "epochs": len(epochs),
+        "steps": epochs[-1]["step"],
+        "train_minutes": round(sum(row["seconds"] for row in epochs) / 60, 1),
+        "table1_miou": {kind: round(final[kind]["miou"], 4) for kind in KINDS if kind in final},
+        "clr_stride64": {
+            "threshold": metadata.threshold,
+            "miou": round(scores.summary()["miou"], 4),
+            "datasets": {k: round(v["miou"], 4) for k, v in per_dataset(scores).items()},
+        },
+    }
+
+
+def run_row(run: Path, data: Path) -> dict[str, Any]:
+    """A ``roadnet train`` run folder's row; its CLR snapshot average is exported to ``clr.onnx``."""
+    model, metadata = mean_of_checkpoints([run], "swa")
+    onnx_path = export_onnx(model, metadata, run / "clr.onnx")
+    return table1_row(
+        run.name, run / "final.json", run / "metrics.jsonl", run / "split.json", onnx_path, data
+    )
+
+
+def shipped_row(data: Path) -> dict[str, Any]:
+    """The default model's row, from the files shipped beside it (its run folder is not kept)."""
+    weights = default_model_path().parent
+    return table1_row(
+        f"default ({default_model_path().name})",
+        weights / "training-final.json",
+        weights / "training-metrics.jsonl",
+        weights / "split.json",
+        default_model_path(),
+        data,
+    )
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    datasets = sorted({name for row in rows for name in row["clr_stride64"]["datasets"]})
+    head = ["run", "arch", "width", "params", "GFLOP/window", "minutes", "single", "EMA", "CLR", "CLR of EMA"]
+    head += ["CLR stride 64 (thr)", *datasets]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        t1, s64 = row["table1_miou"], row["clr_stride64"]
+        cells = [
+            row["run"],
+            row["arch"],
+            str(row["model_kwargs"].get("width", 1.0)),
+            f"{row['params']:,}",
+            f"{row['gflops_per_window']:.2f}",
+            f"{row['train_minutes']:.0f}",
+            *(f"{t1[kind]:.3f}" if kind in t1 else "-" for kind in KINDS),
+            f"{s64['miou']:.3f} ({s64['threshold']:g})",
+            *(f"{s64['datasets'][name]:.3f}" if name in s64["datasets"] else "-" for name in datasets),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", type=Path, nargs="*", help="finished run folders")
+    parser.add_argument("--shipped", action="store_true", help="add the default model's row first")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "table1.json")
+    args = parser.parse_args()
+    rows = [shipped_row(args.data)] if args.shipped else []
+    rows += [run_row(run, args.data) for run in args.runs]
+    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(markdown(rows))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
