@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -38,7 +39,7 @@ EXAMPLES = ("spacenet/AOI_2_Vegas_img0", "ottawa/1-17-11", "epfl/satImage_021", 
 PANEL = 512  # pixels a side of each panel in the example images
 
 
-def validation_scores(model: Path, pairs: list[Pair], fast: bool) -> dict[str, object]:
+def validation_scores(model: Path, pairs: list[Pair], fast: bool) -> dict[str, Any]:
     """mIoU per dataset of ``model`` on ``pairs``, at the model's window and stride or in fast mode."""
     predict, metadata = onnx_predictor(model)
     window, stride = (1024, 768) if fast else (metadata.window, metadata.stride)

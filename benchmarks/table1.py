@@ -24,35 +24,32 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model_card import validation_scores  # this folder's: the model card scores models the same way
+
 from models.cli import model_cost
 from training.checkpoint import mean_of_checkpoints
-from training.data import find_pairs, load_split
-from training.evaluate import onnx_predictor, per_dataset, score_images
+from training.data import Pair, find_pairs, load_split
 from training.export import export_onnx
-from worker.model import default_model_path
+from worker.model import default_model_path, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("single", "ema", "swa", "swa_ema")
 
 
 def table1_row(
-    name: str, final_json: Path, metrics_jsonl: Path, split_json: Path, onnx_path: Path, data: Path
+    name: str,
+    final_json: Path,
+    metrics_jsonl: Path,
+    split_json: Path,
+    onnx_path: Path,
+    pairs: dict[str, Pair],
 ) -> dict[str, Any]:
     """Everything Table 1 reports about one finished run, from its files and its exported CLR model."""
     final = json.loads(final_json.read_text())
     epochs = [json.loads(line) for line in metrics_jsonl.read_text().splitlines()]
-    pairs = {pair.key: pair for pair in find_pairs(data)}
-    validation = [pairs[key] for key in load_split(split_json)["val"]]
-    predict, metadata = onnx_predictor(onnx_path)
+    metadata = load_model(onnx_path).metadata
     params, gflops = model_cost(metadata.arch, **metadata.model_kwargs)
-    scores = score_images(
-        predict,
-        ((pair.key, *pair.load()) for pair in validation),
-        window=metadata.window,
-        stride=metadata.stride,
-        batch_size=16,
-        threshold=metadata.threshold,
-    )
+    served = validation_scores(onnx_path, [pairs[key] for key in load_split(split_json)["val"]], fast=False)
     return {
         "run": name,
         "arch": metadata.arch,
@@ -64,23 +61,22 @@ def table1_row(
         "train_minutes": round(sum(row["seconds"] for row in epochs) / 60, 1),
         "table1_miou": {kind: round(final[kind]["miou"], 4) for kind in KINDS if kind in final},
         "clr_stride64": {
-            "threshold": metadata.threshold,
-            "miou": round(scores.summary()["miou"], 4),
-            "datasets": {k: round(v["miou"], 4) for k, v in per_dataset(scores).items()},
+            "threshold": served["threshold"],
+            "miou": round(served["miou"], 4),
+            "datasets": {k: round(v["miou"], 4) for k, v in served["datasets"].items()},
         },
     }
 
 
-def run_row(run: Path, data: Path) -> dict[str, Any]:
+def run_row(run: Path, pairs: dict[str, Pair]) -> dict[str, Any]:
     """A ``roadnet train`` run folder's row; its CLR snapshot average is exported to ``clr.onnx``."""
     model, metadata = mean_of_checkpoints([run], "swa")
     onnx_path = export_onnx(model, metadata, run / "clr.onnx")
-    return table1_row(
-        run.name, run / "final.json", run / "metrics.jsonl", run / "split.json", onnx_path, data
-    )
+    files = (run / "final.json", run / "metrics.jsonl", run / "split.json")
+    return table1_row(run.name, *files, onnx_path, pairs)
 
 
-def shipped_row(data: Path) -> dict[str, Any]:
+def shipped_row(pairs: dict[str, Pair]) -> dict[str, Any]:
     """The default model's row, from the files shipped beside it (its run folder is not kept)."""
     weights = default_model_path().parent
     return table1_row(
@@ -89,7 +85,7 @@ def shipped_row(data: Path) -> dict[str, Any]:
         weights / "training-metrics.jsonl",
         weights / "split.json",
         default_model_path(),
-        data,
+        pairs,
     )
 
 
@@ -124,8 +120,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "table1.json")
     args = parser.parse_args()
-    rows = [shipped_row(args.data)] if args.shipped else []
-    rows += [run_row(run, args.data) for run in args.runs]
+    pairs = {pair.key: pair for pair in find_pairs(args.data)}
+    rows = [shipped_row(pairs)] if args.shipped else []
+    rows += [run_row(run, pairs) for run in args.runs]
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(markdown(rows))
     print(f"wrote {args.out}")
