@@ -16,16 +16,28 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
+from models import create_model
 from roadnet.cli import cli
 from roadnet.errors import InputError, ModelError
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig
-from training.data import Pair, PatchDataset, channel_stats, cut_patch, find_pairs, patch_origins, split_pairs
+from training.data import (
+    DATASETS,
+    FOLDERS,
+    Pair,
+    PatchDataset,
+    channel_stats,
+    cut_patch,
+    find_pairs,
+    patch_origins,
+    split_pairs,
+)
 from training.ensemble import MeanOfModels, average_weights, ema_model, recompute_bn
 from training.export import export_onnx
-from training.metrics import Scores, ThresholdSweep, bce_loss, soft_dice_loss
+from training.metrics import IGNORE, Scores, ThresholdSweep, bce_loss, soft_dice_loss
 from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
+from training.warm_start import onnx_normalisation, warm_start
 
 torch.set_num_threads(1)
 
@@ -79,13 +91,47 @@ def test_tiny_onnx_model_fixture(tiny_onnx_model: Path) -> None:
 def test_find_pairs_reads_every_layout(shared_data: Path) -> None:
     pairs = find_pairs(shared_data)
     counts = Counter(pair.dataset for pair in pairs)
-    assert counts == {"deepglobe": 8, "epfl": 67, "ottawa": 10, "spacenet": 3, "massachusetts": 1}
+    manifest = [line.split("\t") for line in (shared_data / "MANIFEST-2.tsv").read_text().splitlines()[1:]]
+    second_hunt = Counter(FOLDERS[row[0]] for row in manifest if row)
+    first_hunt = {"deepglobe": 8, "epfl": 67, "ottawa": 10, "spacenet": 3, "massachusetts": 1}
+    assert counts == Counter(first_hunt) + second_hunt  # every pair of both manifests, once
+    assert set(counts) == set(DATASETS)
     assert len({pair.key for pair in pairs}) == len(pairs)
-    for key in ["ottawa/1-14-5", "epfl/satImage_001", "deepglobe/951_0_0", "ottawa/demo"]:
+    keys = ["ottawa/1-14-5", "epfl/satImage_001", "deepglobe/951_0_0", "ottawa/demo", "cil/satimage_2"]
+    keys += ["rural_china/" + next(row[1] for row in manifest if row[0] == "rural_roads_china")]
+    for key in keys:
         image, mask = next(p for p in pairs if p.key == key).load()
         assert image.dtype == np.uint8 and image.shape[2] == 3
         assert set(np.unique(mask)) == {0, 1}
         assert 0.01 < mask.mean() < 0.3  # roads, not background, are the minority
+
+
+def test_no_data_is_ignored_not_background(shared_data: Path) -> None:
+    pairs = {p.key: p for p in find_pairs(shared_data / "massachusetts", shared_data / "spacenet")}
+    # Massachusetts' white fill outside the imagery: its labels still draw roads there.
+    image, mask = pairs["massachusetts/10078660_15"].load()
+    white = (image >= 250).all(axis=2)
+    ignored = mask == IGNORE
+    assert 0.2 < ignored.mean() < 0.9
+    assert white[ignored].all()  # only white pixels are ignored
+    assert ignored[white].mean() > 0.95  # and nearly all white ones (small white roofs stay imagery)
+    # A GeoTIFF's alpha band: the solaris raster has none, so nothing is ignored there.
+    _, solaris = pairs["spacenet/solaris_road_mask_input"].load()
+    assert not (solaris == IGNORE).any()
+
+
+def test_ignored_pixels_count_in_no_loss_or_metric() -> None:
+    prob = torch.tensor([[0.9, 0.9], [0.1, 0.8]])[None, None]
+    target = torch.tensor([[1.0, IGNORE], [0.0, IGNORE]])[None, None]
+    kept = torch.tensor([[1.0, 0.0], [0.0, 0.0]])[None, None]
+    # The loss of the masked target equals the loss over the valid pixels alone.
+    assert soft_dice_loss(prob, target).item() == pytest.approx(-2 * 0.9 / (0.9 + 0.1 + 1 + 1))
+    assert bce_loss(prob, target).item() == pytest.approx(bce_loss(prob[..., 0], kept[..., 0]).item())
+    scores = Scores()
+    assert scores.add("a/1", prob[0, 0].numpy(), target[0, 0].numpy().astype(np.uint8), 0.5) == 1.0
+    sweep = ThresholdSweep()
+    sweep.add(prob[0, 0].numpy(), target[0, 0].numpy().astype(np.uint8))
+    assert sweep.best()[1] == 1.0
 
 
 def test_spacenet_centrelines_rasterise_near_the_solaris_mask(shared_data: Path) -> None:
@@ -114,11 +160,22 @@ def test_split_is_by_image_per_dataset_and_fixed_by_seed(shared_data: Path) -> N
     assert split == split_pairs(list(reversed(pairs)), 0.15, seed=0)
     assert split != split_pairs(pairs, 0.15, seed=1)
     val_datasets = Counter(key.split("/")[0] for key in split["val"])
-    assert val_datasets["epfl"] == 10 and val_datasets["deepglobe"] == 1
-    assert "massachusetts" not in val_datasets  # one image only: kept for training
+    assert val_datasets["epfl"] == 10 and val_datasets["massachusetts"] == 8
+    assert val_datasets["deepglobe"] == 1 and val_datasets["spacenet"] == 1  # 9 and 3 images
 
 
-def test_patches_cover_the_image_with_black_fill() -> None:
+def test_split_gives_small_sets_enough_and_keeps_named_images(shared_data: Path) -> None:
+    pairs = find_pairs(shared_data)
+    keep = ["deepglobe/951_0_0", "epfl/satImage_001"]
+    split = split_pairs(pairs, 0.15, seed=0, min_val=2, val_keys=keep)
+    val_datasets = Counter(key.split("/")[0] for key in split["val"])
+    assert val_datasets["deepglobe"] == 2  # 9 images: 2 to validation, 7 to learn from
+    assert val_datasets["spacenet"] == 1 and val_datasets["rural_china"] == 1  # under 6: one
+    assert val_datasets["epfl"] == 10  # the kept image counts towards the set's share
+    assert set(keep) <= set(split["val"])
+
+
+def test_patches_cover_the_image_with_fill() -> None:
     assert len(patch_origins(1024, 1024, 256)) == 16
     origins = patch_origins(400, 300, 256)
     assert origins == [(0, 0), (0, 256), (256, 0), (256, 256)]
@@ -126,19 +183,44 @@ def test_patches_cover_the_image_with_black_fill() -> None:
     corner = cut_patch(image, 256, 256, 256)
     assert corner.shape == (256, 256, 3)
     assert (corner[:144, :44] == 7).all() and (corner[144:] == 0).all() and (corner[:, 44:] == 0).all()
+    assert (cut_patch(image[..., 0], 256, 256, 256, fill=IGNORE)[144:] == IGNORE).all()
 
 
 def test_patch_dataset_reads_the_same_patches_lazily(shared_data: Path) -> None:
     pairs = [p for p in find_pairs(shared_data / "roadnet_ottawa" / "pairs")][:2]
     preloaded, lazy = (
-        PatchDataset(pairs, 256, AugmentConfig(p=0.5), 0, preload) for preload in (True, False)
+        PatchDataset(pairs, 256, AugmentConfig(p=0.5), 0, preload, scale=(0.7, 1.4))
+        for preload in (True, False)
     )
-    assert len(preloaded) == len(lazy) == 8  # two 512x512 images: 4 patches each
+    assert len(preloaded) == len(lazy) == 8  # two 512x512 images: 4 grid patches each
     for item in range(len(lazy)):
         for a, b in zip(preloaded[item], lazy[item], strict=True):
             assert torch.equal(a, b)
     image, mask = lazy[0]
     assert image.shape == (3, 256, 256) and mask.shape == (1, 256, 256)
+
+
+def test_patch_dataset_draws_sets_by_weight(shared_data: Path) -> None:
+    ottawa = find_pairs(shared_data / "roadnet_ottawa" / "pairs")[:3]
+    epfl = find_pairs(shared_data / "epfl_roads")[:30]
+    dataset = PatchDataset(
+        ottawa + epfl, 64, AugmentConfig(p=0.0), 0, True, samples=400, set_weights={"ottawa": 3.0}
+    )
+    seen = Counter()
+    for item in range(len(dataset)):
+        generator = torch.Generator().manual_seed(hash((0, 0, item)) & 0x7FFFFFFF)
+        seen[dataset.sets[int(torch.multinomial(dataset.set_probs, 1, generator=generator))]] += 1
+    assert len(dataset) == 400
+    assert 0.68 < seen["ottawa"] / 400 < 0.82  # 3 : 1, whatever the image counts (3 against 30)
+
+
+def test_multi_scale_crops_resize_to_the_patch_and_keep_masks_binary(shared_data: Path) -> None:
+    pairs = find_pairs(shared_data / "massachusetts" / "pairs")
+    dataset = PatchDataset(pairs, 128, AugmentConfig(p=1.0), 0, True, samples=12, scale=(0.5, 2.0))
+    for image, mask in (dataset[i] for i in range(len(dataset))):
+        assert image.shape == (3, 128, 128) and mask.shape == (1, 128, 128)
+        assert set(mask.unique().tolist()) <= {0.0, 1.0, float(IGNORE)}
+        assert (mask != IGNORE).float().mean() > 0.2  # crops are placed where there is imagery
 
 
 def test_channel_stats() -> None:
@@ -155,8 +237,9 @@ def test_augmentation_moves_image_and_mask_together() -> None:
     config = AugmentConfig(p=1.0, scale=(0.8, 0.8), zoom=(1.1, 1.1), shear_deg=5.0, jitter=0.0)
     out_image, out_mask = augment(image, mask, config, torch.Generator().manual_seed(3))
     assert not torch.equal(out_mask, mask)  # it did warp
-    assert set(out_mask.unique().tolist()) <= {0.0, 1.0}
-    agreement = ((out_image[0] > 100) == (out_mask[0] > 0.5)).float().mean()
+    assert set(out_mask.unique().tolist()) == {0.0, 1.0, float(IGNORE)}  # what came from outside: no data
+    inside = out_mask[0] != IGNORE
+    agreement = ((out_image[0] > 100) == (out_mask[0] == 1))[inside].float().mean()
     assert agreement > 0.98  # only bilinear edge pixels may differ
 
 
@@ -376,3 +459,31 @@ def test_distributed_training_with_two_gloo_processes(shared_data: Path, tmp_pat
     assert len(rows) == 4
     assert rows[-1]["step"] == 4  # 8 patches per epoch shared by two processes of batch 4: 1 step each
     assert json.loads((run / "final.json").read_text())["swa_ema"]["images"] == 1
+
+
+def test_warm_start_rebuilds_an_exported_model(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    trained = create_model("risnet", width=0.0625)
+    for module in trained.modules():  # BN statistics and affine terms that folding must carry over
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    mean, std = [90.0, 80.0, 70.0], [40.0, 45.0, 50.0]
+    metadata = ModelMetadata(arch="risnet", mean=mean, std=std, model_kwargs={"width": 0.0625})
+    path = export_onnx(trained.eval(), metadata, tmp_path / "m.onnx")
+    assert onnx_normalisation(path) == (pytest.approx(mean), pytest.approx(std))
+
+    net = create_model("risnet", width=0.0625)
+    images = torch.rand(4, 3, 64, 64) * 255
+    normalised = (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    warm_start(net, path, normalised)
+    with torch.no_grad():
+        ours = net.eval()(normalised).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (theirs,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+    with pytest.raises(ModelError, match=r"no matching convolution|does not match"):
+        warm_start(create_model("risnet", width=0.125), path, normalised)

@@ -4,7 +4,8 @@ With probability ``p`` a patch gets all of: a random isotropic scale in [1/1.1, 
 [1/1.1, 1.1] drawn per axis (as Keras' ``zoom_range`` does; the paper names both, so "scale" is the
 isotropic one and "zoom" the per-axis one), a shear in [-5, 5] degrees, and a colour jitter of
 brightness, contrast and saturation by up to 10 %. The geometric part is one affine grid sampled
-bilinearly for the image and nearest for the mask, black outside, so the two stay aligned.
+bilinearly for the image and nearest for the mask, black outside, so the two stay aligned; what the
+warp brings in from outside the patch is no data in the mask.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from training.metrics import IGNORE
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,11 @@ def warp(image: torch.Tensor, mask: torch.Tensor, theta: torch.Tensor) -> tuple[
     """Apply ``theta`` to ``image`` ``(3, H, W)`` (bilinear) and ``mask`` ``(1, H, W)`` (nearest)."""
     grid = F.affine_grid(theta[None], [1, *image.shape], align_corners=False)
     image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
-    mask = F.grid_sample(mask[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-    return image, mask
+    # Shifted by one so that the zeros sampled outside the patch can be told apart: they become no data.
+    shifted = F.grid_sample(mask[None] + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False)[
+        0
+    ]
+    return image, torch.where(shifted == 0, float(IGNORE), shifted - 1)
 
 
 def colour_jitter(image: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:

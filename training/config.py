@@ -29,7 +29,12 @@ class TrainConfig:
     seed: int = 0
     augment_p: float = 0.1
     batch_size: int = 16
-    patches_per_epoch: int = 0  # 0: every training patch once per epoch; >0: a random sample of this many
+    patches_per_epoch: int = 0  # random patches per epoch; 0: as many as the training images' 256 grid holds
+    set_weights: dict[str, float] = field(default_factory=dict)  # chance of drawing each set; unnamed: 1
+    scale_range: tuple[float, float] = (1.0, 1.0)  # crop side / patch side, log-uniform (multi-scale)
+    min_val: int = 1  # validation images per set, at least, once it has 3x as many
+    val_keys: list[str] = field(default_factory=list)  # images always in validation (dataset/id)
+    init_from: str = ""  # an exported .onnx to start from (same arch and kwargs); its normalisation is kept
     workers: int = 4
     preload_images: bool = True  # decode every image once into memory; false for DeepGlobe-sized data
     # loss and optimiser (paper: dice, Adam 2e-4, betas 0.9/0.999, no weight decay)
@@ -54,6 +59,8 @@ class TrainConfig:
     val_batch_size: int = 16
     threshold: float = 0.5
     threads: int = 0  # torch CPU threads; 0: leave torch's default
+    amp: bool = False  # mixed precision: bfloat16 autocast (CUDA and CPU)
+    channels_last: bool = False  # NHWC memory format (faster convolutions on tensor-core GPUs)
 
     @classmethod
     def from_yaml(cls, path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -74,8 +81,9 @@ class TrainConfig:
         unknown = set(data) - known
         if unknown:
             raise InputError(f"unknown config keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}")
-        if "betas" in data:
-            data = {**data, "betas": tuple(data["betas"])}
+        for key in ("betas", "scale_range"):
+            if key in data:
+                data = {**data, key: tuple(data[key])}
         config = cls(**data)
         if config.loss not in {"dice", "bce"}:
             raise InputError(f"loss must be 'dice' or 'bce', got {config.loss!r}")
@@ -89,4 +97,5 @@ class TrainConfig:
         """A plain dict (YAML/JSON/checkpoint friendly)."""
         data = asdict(self)
         data["betas"] = list(self.betas)
+        data["scale_range"] = list(self.scale_range)
         return data

@@ -16,7 +16,17 @@ layout                    files                                                 
 ``spacenet``              ``RGB-PanSharpen_<x>.tif`` + ``<x>.geojson`` or         within SPACENET_HALF_WIDTH_M
                           ``OSMroads_<x>.geojson`` (centrelines)                  of a centreline
 ``spacenet`` (solaris)    ``road_mask_input.tif`` + ``sample_road_raster_mask``   value >= 128
+any set (second hunt)     ``<set>/tiles/images/<id>.*`` + ``tiles/masks/<id>.*``  the set's rule in
+                                                                                  :data:`DATASETS`
 ========================  ======================================================  ========================
+
+The second hunt's pairs are found by their folder layout (same id in ``images/`` and ``masks/``), which
+``MANIFEST-2.tsv`` lists one to one; reading the folders serves a sub-folder given as ``--data`` too.
+
+No data is not background. ``Pair.load`` marks pixels outside the imagery :data:`IGNORE` in the mask:
+alpha 0, a GeoTIFF's declared nodata, and for Massachusetts the white fill outside the imagery (RGB all
+>= 250 in regions of at least :data:`WHITE_FILL_MIN_PX` pixels, so a white roof stays imagery). Losses
+and metrics skip those pixels, as they skip the padding beyond an image's edge.
 
 Unpaired images (``unlabeled/`` folders) are ignored. SpaceNet rasters keep their first three bands
 (the Vegas tile's fourth is alpha); the solaris tile is 11-bit panchromatic, scaled to 0-255 and
@@ -28,16 +38,54 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from roadnet.errors import InputError
 from training.augment import AugmentConfig, augment
+from training.metrics import IGNORE
+
+WHITE_FILL = 250
+WHITE_FILL_MIN_PX = 10_000  # 100 m x 100 m at Massachusetts' 1 m: far larger than any roof
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What one labelled set is: its label rule (for the ``tiles/`` layout), ground resolution in
+    metres per pixel (as its sources state it; approximate where they vary), whether it is satellite
+    imagery, and whether its white fill is no data."""
+
+    rule: str
+    gsd_m: float
+    satellite: bool
+    white_fill_nodata: bool = False
+
+
+# One place for every set's label rule and resolution. Folder names map to dataset names via FOLDERS.
+DATASETS: dict[str, DatasetInfo] = {
+    "deepglobe": DatasetInfo("rgb-mean>=128", 0.5, satellite=True),
+    "spacenet": DatasetInfo("centrelines", 0.3, satellite=True),
+    "massachusetts": DatasetInfo("grey>=128", 1.0, satellite=False, white_fill_nodata=True),
+    "epfl": DatasetInfo("grey>=128", 0.3, satellite=False),
+    "cil": DatasetInfo("grey>=128", 0.45, satellite=False),
+    "ottawa": DatasetInfo("non-black", 0.21, satellite=False),
+    "rural_china": DatasetInfo("rgb-mean>=128", 0.5, satellite=False),
+}
+FOLDERS = {
+    "cil2022": "cil",
+    "deepglobe": "deepglobe",
+    "epfl_roads": "epfl",
+    "massachusetts": "massachusetts",
+    "roadnet_ottawa": "ottawa",
+    "rural_roads_china": "rural_china",
+    "spacenet": "spacenet",
+}
 
 # SpaceNet 3's own masks (apls create_masks) buffer centrelines by 2 m each side: a 4 m road, about
 # 13 px at 0.3 m, close to the width of DeepGlobe's hand-drawn roads in metres.
@@ -72,29 +120,52 @@ class Pair:
         return height, width
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """The image ``(H, W, 3)`` uint8 and the binary mask ``(H, W)`` uint8 in {0, 1}."""
-        image = _read_rgb(self.image)
+        """The image ``(H, W, 3)`` uint8 and the mask ``(H, W)`` uint8: 1 road, 0 background,
+        :data:`IGNORE` no data."""
+        image, valid = _read_rgb(self.image)
         mask = _LABEL_RULES[self.rule](self.label, self.image)
         if mask.shape != image.shape[:2]:
             raise InputError(
                 f"label {self.label} is {mask.shape[1]}x{mask.shape[0]} but image {self.image} is "
                 f"{image.shape[1]}x{image.shape[0]}; fix or remove the pair"
             )
-        return image, mask.astype(np.uint8)
+        if DATASETS[self.dataset].white_fill_nodata:
+            valid &= ~white_fill(image)
+        mask = mask.astype(np.uint8)
+        mask[~valid] = IGNORE
+        return image, mask
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def white_fill(image: np.ndarray) -> np.ndarray:
+    """Pixels of ``image`` in white regions (RGB all >= 250) of at least :data:`WHITE_FILL_MIN_PX`."""
+    from scipy import ndimage
+
+    white = np.all(image >= WHITE_FILL, axis=2)
+    labels, count = ndimage.label(white)
+    if not count:
+        return white
+    sizes = np.bincount(labels.ravel())
+    large = sizes >= WHITE_FILL_MIN_PX
+    large[0] = False
+    return large[labels]
+
+
+def _read_rgb(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The image ``(H, W, 3)`` uint8 and where it holds data ``(H, W)`` bool (alpha > 0, not nodata)."""
     if path.suffix.lower() in {".tif", ".tiff"}:
         import rasterio
 
         with rasterio.open(path) as src:
             bands = src.read(list(range(1, min(src.count, 3) + 1)))
+            valid = src.dataset_mask() > 0  # alpha, declared nodata or an internal mask
         if bands.dtype != np.uint8:
             bands = np.clip(bands.astype(np.float32) / PANCHROMATIC_MAX * 255, 0, 255).astype(np.uint8)
         if bands.shape[0] == 1:
             bands = np.repeat(bands, 3, axis=0)
-        return np.ascontiguousarray(bands.transpose(1, 2, 0))
-    return np.array(Image.open(path).convert("RGB"))  # writable: torch.from_numpy needs it
+        return np.ascontiguousarray(bands.transpose(1, 2, 0)), valid
+    with Image.open(path) as source:
+        rgba = np.array(source.convert("RGBA"))  # writable: torch.from_numpy needs it
+    return np.ascontiguousarray(rgba[..., :3]), rgba[..., 3] > 0
 
 
 def _grey_threshold(label: Path, _image: Path) -> np.ndarray:
@@ -190,6 +261,15 @@ def _pairs_in_folder(folder: Path) -> Iterator[Pair]:
                 if label_name in files:
                     yield Pair("spacenet", ident, path, files[label_name], "centrelines")
                     break
+    images, masks = folder / "images", folder / "masks"
+    if folder.name == "tiles" and images.is_dir() and masks.is_dir():
+        dataset = FOLDERS.get(folder.parent.name)
+        if dataset is None:
+            raise InputError(f"unknown set folder {folder.parent}; add it to training.data.FOLDERS")
+        labels = {p.stem: p for p in masks.iterdir() if p.is_file()}
+        for path in sorted(p for p in images.iterdir() if p.is_file()):
+            if path.stem in labels:
+                yield Pair(dataset, path.stem, path, labels[path.stem], DATASETS[dataset].rule)
     images, truth = folder / "images", folder / "groundtruth"
     if images.is_dir() and truth.is_dir():
         for path in sorted(images.glob("*.png")):
@@ -214,22 +294,30 @@ def find_pairs(*folders: Path) -> list[Pair]:
     return [pairs[key] for key in sorted(pairs)]
 
 
-def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> dict[str, list[str]]:
+def split_pairs(
+    pairs: list[Pair], val_fraction: float, seed: int, *, min_val: int = 1, val_keys: Sequence[str] = ()
+) -> dict[str, list[str]]:
     """Split by image, per dataset, into ``{"train": keys, "val": keys}``.
 
-    Each dataset gives ``round(val_fraction * n)`` images to validation, at least one once it has three
-    images (so every dataset is measured), none below that (so it is still learned from).
+    Each dataset gives ``round(val_fraction * n)`` images to validation, at least ``min_val`` once it has
+    ``3 * min_val`` images (so every dataset is measured and still learned from), at least one from three
+    images, none below that. ``val_keys`` go to validation first (e.g. a previous model's validation
+    images, so that two models compare on images neither trained on) and count towards their set's share.
     """
     by_dataset: dict[str, list[str]] = {}
     for pair in pairs:
         by_dataset.setdefault(pair.dataset, []).append(pair.key)
+    fixed = set(val_keys)
     split: dict[str, list[str]] = {"train": [], "val": []}
     for dataset, keys in sorted(by_dataset.items()):
-        shuffled = sorted(keys)
-        random.Random(f"{seed}:{dataset}").shuffle(shuffled)
-        n_val = max(1, round(val_fraction * len(keys))) if len(keys) >= 3 else 0
-        split["val"] += sorted(shuffled[:n_val])
-        split["train"] += sorted(shuffled[n_val:])
+        n = len(keys)
+        floor = min_val if n >= 3 * min_val else (1 if n >= 3 else 0)
+        chosen = sorted(key for key in keys if key in fixed)
+        rest = sorted(key for key in keys if key not in fixed)
+        random.Random(f"{seed}:{dataset}").shuffle(rest)
+        n_draw = max(0, max(floor, round(val_fraction * n)) - len(chosen))
+        split["val"] += sorted(chosen + rest[:n_draw])
+        split["train"] += sorted(rest[n_draw:])
     return split
 
 
@@ -255,35 +343,58 @@ def channel_stats(images: Iterable[np.ndarray]) -> tuple[list[float], list[float
 
 
 def patch_origins(height: int, width: int, size: int) -> list[tuple[int, int]]:
-    """Top-left corners of a non-overlapping ``size`` grid covering the image (edges black-filled)."""
+    """Top-left corners of a non-overlapping ``size`` grid covering the image."""
     return [(r, c) for r in range(0, height, size) for c in range(0, width, size)]
 
 
-def cut_patch(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
-    """The ``size`` x ``size`` patch at (row, col) of an ``(H, W, ...)`` array, zero (black) beyond it."""
+def cut_patch(array: np.ndarray, row: int, col: int, size: int, fill: int = 0) -> np.ndarray:
+    """The ``size`` x ``size`` patch at (row, col) of an ``(H, W, ...)`` array, ``fill`` beyond it."""
     patch = array[row : row + size, col : col + size]
     if patch.shape[:2] == (size, size):
         return patch
     padding = [(0, size - patch.shape[0]), (0, size - patch.shape[1])] + [(0, 0)] * (array.ndim - 2)
-    return np.pad(patch, padding)
+    return np.pad(patch, padding, constant_values=fill)
 
 
 class PatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Training patches as raw 0-255 float tensors ``(3, P, P)`` and masks ``(1, P, P)``.
+    """An epoch of random training patches: raw 0-255 float images ``(3, P, P)``, masks ``(1, P, P)``
+    (1 road, 0 background, :data:`IGNORE` no data).
+
+    Each item draws, from a generator seeded by ``seed``, the epoch and its index (so a resumed or
+    distributed run draws the same patches): a dataset by ``set_weights`` (a set not named weighs 1), an
+    image of it in proportion to its area, a crop of ``P x s`` pixels with ``s`` log-uniform in
+    ``scale`` resized to ``P`` (multi-scale: the sets span 0.21-1 m a pixel), a place where at least
+    ``min_valid`` of the crop is imagery (a few tries), then the paper's augmentations.
+    ``samples`` items make an epoch; 0: as many as the non-overlapping patches of the training images.
 
     With ``preload`` the images are decoded once into memory (small data sets); without, each patch
     decodes its image from disk (DeepGlobe's 6226 images would take ~20 GB per process in memory).
-    Each item is augmented independently (the paper's 10 % chance per image) with a generator seeded
-    from ``seed``, the epoch and the index, so a resumed run draws the same augmentations.
     """
 
     def __init__(
-        self, pairs: list[Pair], size: int, augment: AugmentConfig, seed: int, preload: bool
+        self,
+        pairs: list[Pair],
+        size: int,
+        augment: AugmentConfig,
+        seed: int,
+        preload: bool,
+        *,
+        samples: int = 0,
+        set_weights: Mapping[str, float] | None = None,
+        scale: tuple[float, float] = (1.0, 1.0),
+        min_valid: float = 0.25,
     ) -> None:
         self.pairs, self.size, self.augment, self.seed = pairs, size, augment, seed
+        self.scale, self.min_valid = scale, min_valid
         self.loaded = [pair.load() for pair in pairs] if preload else None
         shapes = [image.shape[:2] for image, _ in self.loaded] if self.loaded else [p.shape() for p in pairs]
-        self.index = [(i, r, c) for i, (h, w) in enumerate(shapes) for r, c in patch_origins(h, w, size)]
+        self.shapes = shapes
+        self.samples = samples or sum(len(patch_origins(h, w, size)) for h, w in shapes)
+        weights = set_weights or {}
+        self.sets = sorted({pair.dataset for pair in pairs})
+        self.members = [[i for i, p in enumerate(pairs) if p.dataset == name] for name in self.sets]
+        self.set_probs = torch.tensor([float(weights.get(name, 1.0)) for name in self.sets])
+        self.areas = [torch.tensor([float(h * w) for h, w in (shapes[i] for i in m)]) for m in self.members]
         self.epoch = 0
 
     def images(self) -> Iterator[np.ndarray]:
@@ -295,12 +406,30 @@ class PatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.loaded[i] if self.loaded is not None else self.pairs[i].load()
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.samples
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i, r, c = self.index[item]
-        image, mask = self._arrays(i)
-        image_patch = torch.from_numpy(cut_patch(image, r, c, self.size)).permute(2, 0, 1).float()
-        mask_patch = torch.from_numpy(cut_patch(mask, r, c, self.size))[None].float()
         generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, item)) & 0x7FFFFFFF)
-        return augment(image_patch, mask_patch, self.augment, generator)
+        which = int(torch.multinomial(self.set_probs, 1, generator=generator))
+        members = self.members[which]
+        i = members[int(torch.multinomial(self.areas[which], 1, generator=generator))]
+        image, mask = self._arrays(i)
+        low, high = math.log(self.scale[0]), math.log(self.scale[1])
+        crop = max(
+            8, round(self.size * math.exp(low + (high - low) * float(torch.rand((), generator=generator))))
+        )
+        height, width = mask.shape
+        for _ in range(4):
+            row = int(torch.randint(0, max(height - crop, 0) + 1, (), generator=generator))
+            col = int(torch.randint(0, max(width - crop, 0) + 1, (), generator=generator))
+            mask_patch = cut_patch(mask, row, col, crop, fill=IGNORE)
+            if np.count_nonzero(mask_patch != IGNORE) >= self.min_valid * crop * crop:
+                break
+        image_patch = torch.from_numpy(cut_patch(image, row, col, crop)).permute(2, 0, 1).float()
+        mask_tensor = torch.from_numpy(mask_patch)[None].float()
+        if crop != self.size:
+            image_patch = F.interpolate(
+                image_patch[None], size=(self.size, self.size), mode="bilinear", antialias=True
+            )[0]
+            mask_tensor = F.interpolate(mask_tensor[None], size=(self.size, self.size), mode="nearest")[0]
+        return augment(image_patch, mask_tensor, self.augment, generator)

@@ -9,16 +9,22 @@ import torch
 import torch.nn.functional as F
 
 DICE_EPS = 1.0
+IGNORE = 255  # mask value of no-data pixels (outside the imagery): every loss and metric skips them
 
 
 def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = DICE_EPS) -> torch.Tensor:
-    """Equation 3: ``-2 Σ s r / (Σ s + Σ r + eps)`` over every pixel of the batch (in [-1, 0])."""
+    """Equation 3: ``-2 Σ s r / (Σ s + Σ r + eps)`` over every pixel of the batch that is not
+    :data:`IGNORE` (in [-1, 0])."""
+    valid = target != IGNORE
+    prob, target = prob * valid, target * valid
     return -2 * (prob * target).sum() / (prob.sum() + target.sum() + eps)
 
 
 def bce_loss(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy on probabilities (the paper's baseline loss)."""
-    return F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), target)
+    """Binary cross-entropy on probabilities (the paper's baseline loss), over pixels not :data:`IGNORE`."""
+    valid = (target != IGNORE).float()
+    per_pixel = F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), target * valid, reduction="none")
+    return (per_pixel * valid).sum() / valid.sum().clamp(min=1)
 
 
 LOSSES = {"dice": soft_dice_loss, "bce": bce_loss}
@@ -45,8 +51,11 @@ class Scores:
         """Score one image's probability ``(H, W)`` against its mask; return its IoU.
 
         An image with neither a road nor a predicted road scores IoU 1 (nothing to find, nothing found).
+        Pixels whose mask is :data:`IGNORE` count nowhere.
         """
-        pred, truth = prob >= threshold, mask.astype(bool)
+        valid = mask != IGNORE
+        pred, truth = (prob >= threshold) & valid, mask == 1
+        prob = prob * valid
         tp = float(np.count_nonzero(pred & truth))
         fp = float(np.count_nonzero(pred & ~truth))
         fn = float(np.count_nonzero(~pred & truth))
@@ -104,9 +113,9 @@ class ThresholdSweep:
 
     def add(self, prob: np.ndarray, mask: np.ndarray) -> None:
         """Score one image's probability ``(H, W)`` against its mask at every threshold."""
-        truth = mask.astype(bool)
+        valid, truth = mask != IGNORE, mask == 1
         for i, threshold in enumerate(THRESHOLDS):
-            pred = prob >= threshold
+            pred = (prob >= threshold) & valid
             union = np.count_nonzero(pred | truth)
             self.iou_sums[i] += np.count_nonzero(pred & truth) / union if union else 1.0
         self.images += 1

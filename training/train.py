@@ -37,10 +37,11 @@ from training.augment import AugmentConfig
 from training.config import TrainConfig
 from training.data import PatchDataset, channel_stats, find_pairs, load_split, split_pairs
 from training.ensemble import average_weights, ema_model, recompute_bn
-from training.evaluate import score_images, torch_predictor
+from training.evaluate import per_dataset, score_images, torch_predictor
 from training.export import Normalized
 from training.metrics import LOSSES, Scores, ThresholdSweep
 from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
+from training.warm_start import onnx_normalisation, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,13 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     if resume and split_path.is_file():
         split = load_split(split_path)
     else:
-        split = split_pairs(list(pairs.values()), config.val_fraction, config.seed)
+        split = split_pairs(
+            list(pairs.values()),
+            config.val_fraction,
+            config.seed,
+            min_val=config.min_val,
+            val_keys=config.val_keys,
+        )
         if main:
             record = {"seed": config.seed, "val_fraction": config.val_fraction, **split}
             split_path.write_text(json.dumps(record, indent=1) + "\n")
@@ -88,9 +95,17 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             "validation; add data or another --data folder"
         )
     dataset = PatchDataset(
-        train_pairs, config.patch, AugmentConfig(p=config.augment_p), config.seed, config.preload_images
+        train_pairs,
+        config.patch,
+        AugmentConfig(p=config.augment_p),
+        config.seed,
+        config.preload_images,
+        samples=config.patches_per_epoch,
+        set_weights=config.set_weights,
+        scale=config.scale_range,
     )
-    mean, std = channel_stats(dataset.images())
+    init_from = Path(config.init_from) if config.init_from else None
+    mean, std = onnx_normalisation(init_from) if init_from else channel_stats(dataset.images())
     my_val_pairs = val_pairs[rank::world]  # each rank scores a share of the validation images
     preloaded_val = [(pair.key, *pair.load()) for pair in my_val_pairs] if config.preload_images else None
 
@@ -110,7 +125,13 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     # -- model, EMA, optimiser ---------------------------------------------------------------------------
     torch.manual_seed(config.seed)
     net = create_model(config.arch, **config.model_kwargs)
-    model: nn.Module = Normalized(net, mean, std).to(device)
+    normalized = Normalized(net, mean, std)
+    if init_from and not resume:
+        first = torch.stack([dataset[i][0] for i in range(min(len(dataset), 4 * config.batch_size))])
+        warm_start(net, init_from, (first - normalized.mean) / normalized.std)
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+    model: nn.Module = normalized.to(device)
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]  # Module.to takes it; stubs don't
     ema = ema_model(model, config.ema_decay)
     ema_net = cast(Normalized, ema.module).model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=0)
@@ -142,12 +163,13 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             threshold=config.threshold,
             on_image=(lambda _key, prob, mask: thresholds.add(prob, mask)) if sweep else None,
         )
-        if distributed:
+        by_set = {f"miou_{name}": v["miou"] for name, v in per_dataset(scores).items()}
+        if distributed:  # per-image scores stay on their rank: the per-set figures are rank 0's share
             total = torch.cat([scores.as_tensor(), thresholds.iou_sums]).to(device)
             dist.all_reduce(total)
             scores = Scores.from_tensor(total[:8].cpu())
             thresholds.iou_sums, thresholds.images = total[8:].cpu(), scores.images
-        summary = scores.summary()
+        summary = {**scores.summary(), **by_set}
         if sweep:
             summary["best_threshold"], summary["best_threshold_miou"] = thresholds.best()
         return summary
@@ -169,10 +191,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
     # -- the loop ----------------------------------------------------------------------------------------
     for epoch in range(start_epoch, config.epochs):
         started = time.monotonic()
-        dataset.epoch = epoch
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed + epoch))
-        if config.patches_per_epoch:
-            order = order.repeat(-(-config.patches_per_epoch // len(order)))[: config.patches_per_epoch]
+        dataset.epoch = epoch  # the items are random patches drawn from (seed, epoch, index)
+        order = torch.arange(len(dataset))
         order = order[: len(order) - len(order) % world][rank::world]  # equal shares, so DDP steps align
         loader: DataLoader = DataLoader(
             Subset(dataset, order.tolist()),
@@ -188,8 +208,9 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             lr = learning_rate(epoch, (i + 1) / len(loader), plateau, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            prob = train_model(images.to(device))
-            loss = loss_fn(prob, masks.to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                prob = train_model(images.to(device, memory_format=memory_format))
+            loss = loss_fn(prob.float(), masks.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
