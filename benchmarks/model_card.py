@@ -35,7 +35,13 @@ from worker.vectorize import vectorize_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SPEED_TILE = "deepglobe/104"  # a 1024 x 1024 DeepGlobe tile, the paper's image size
-EXAMPLES = ("spacenet/AOI_2_Vegas_img0", "ottawa/1-17-11", "epfl/satImage_021", "epfl/satImage_042")
+EXAMPLES = (
+    "deepglobe/unknown_id_2",
+    "massachusetts/10078660_15",
+    "spacenet/AOI_2_Vegas_img0",
+    "ottawa/1-17-11",
+    "epfl/satImage_021",
+)
 PANEL = 512  # pixels a side of each panel in the example images
 
 
@@ -80,13 +86,13 @@ def tile_speed(model: Path, tile: Path, fast: bool) -> dict[str, float]:
 
 
 def example_image(model: Path, pair: Pair, out_png: Path) -> Path:
-    """Scene | ground truth in red | predicted roads over the scene, side by side."""
+    """Scene | ground truth in red | predicted roads over the scene, side by side (no data: as is)."""
     image, mask = pair.load()
     scene = Image.fromarray(image)
     truth = scene.copy()
     red = np.zeros_like(image)
     red[..., 0] = 255
-    truth.paste(Image.fromarray(red), mask=Image.fromarray(mask * 160))
+    truth.paste(Image.fromarray(red), mask=Image.fromarray((mask == 1).astype(np.uint8) * 160))
     with tempfile.TemporaryDirectory() as tmp:
         result = predict_scene(pair.image, Path(tmp), model_path=model)
         roads = vectorize_mask(result.mask, Path(tmp) / "roads.geojson")

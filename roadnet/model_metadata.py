@@ -31,6 +31,7 @@ class ModelMetadata:
     threshold: float = 0.5
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    gsd_m: float | None = None  # the ground resolution (metres per pixel) it was trained at, on average
 
     def to_props(self) -> dict[str, str]:
         """The fields as ONNX ``metadata_props`` (all strings)."""

@@ -487,3 +487,22 @@ def test_warm_start_rebuilds_an_exported_model(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match=r"no matching convolution|does not match"):
         warm_start(create_model("risnet", width=0.125), path, normalised)
+
+
+@pytest.mark.slow
+def test_gpu_train_script_runs_the_whole_chain_with_the_smoke_config(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # What a GPU lease runs, on the CPU: mixed precision and channels-last on, as gpu.yaml has them.
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_train.py"
+    command = [sys.executable, str(script), str(tmp_path), "--config", str(SMOKE)]
+    command += ["--data", str(shared_data / "deepglobe" / "pairs"), "--set", "amp=true"]
+    command += ["--set", "channels_last=true", "--set", "min_val=2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "scores.json").read_text())
+    assert report["stride"] == 64 and report["images"] == 2 and 0 <= report["miou"] <= 1
+    assert set(report["table1"]) == {"single", "ema", "swa", "swa_ema"}
+    assert report["datasets"]["deepglobe"]["images"] == 2
+    for name in ("model.onnx", "metrics.jsonl", "curves.png", "final.json", "split.json"):
+        assert (tmp_path / name).stat().st_size > 0

@@ -12,6 +12,8 @@ from torch import nn
 from models import create_model
 from roadnet.errors import ModelError
 from roadnet.model_metadata import ModelMetadata
+from training.config import TrainConfig
+from training.data import training_gsd
 from training.ensemble import MeanOfModels
 from training.export import Normalized
 
@@ -72,6 +74,7 @@ def model_from_checkpoint(path: Path, ensemble: str | None = None) -> tuple[Norm
         threshold=float((scores or {}).get("best_threshold", config.get("threshold", 0.5))),
         model_kwargs=dict(checkpoint["model_kwargs"]),
         provenance=provenance,
+        gsd_m=training_gsd(TrainConfig.from_dict(config)),
     )
     return model, metadata
 

@@ -49,6 +49,7 @@ from PIL import Image
 
 from roadnet.errors import InputError
 from training.augment import AugmentConfig, augment
+from training.config import TrainConfig
 from training.metrics import IGNORE
 
 WHITE_FILL = 250
@@ -86,6 +87,17 @@ FOLDERS = {
     "rural_roads_china": "rural_china",
     "spacenet": "spacenet",
 }
+
+
+def training_gsd(config: TrainConfig) -> float:
+    """The ground resolution a run trains at, on average: each set's metres per pixel weighted by how
+    often it is drawn (``set_weights``; unnamed sets 1), times the geometric mean of the crop scale (a
+    crop ``s`` times the patch, resized to it, is seen at ``s`` times the set's resolution)."""
+    weights = {name: config.set_weights.get(name, 1.0) for name in DATASETS}
+    mean_gsd = sum(DATASETS[name].gsd_m * w for name, w in weights.items()) / sum(weights.values())
+    low, high = config.scale_range
+    return round(mean_gsd * math.sqrt(low * high), 3)
+
 
 # SpaceNet 3's own masks (apls create_masks) buffer centrelines by 2 m each side: a 4 m road, about
 # 13 px at 0.3 m, close to the width of DeepGlobe's hand-drawn roads in metres.
