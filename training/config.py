@@ -54,6 +54,8 @@ class TrainConfig:
     bn_batches: int = 50  # batches of training patches to recompute BN statistics after averaging
     export_ensemble: str = "swa_ema"  # raw | ema | swa | swa_ema (average of the snapshots' EMA weights)
     # validation
+    val_every: int = 1  # validate raw and EMA weights every this many epochs and at the last one
+    final_scores: list[str] = field(default_factory=lambda: ["single", "ema", "swa", "swa_ema"])  # Table 1
     window: int = 256
     val_stride: int = 64
     val_batch_size: int = 16

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -219,8 +220,9 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             losses.append(loss.item())
             progress.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.2e}")
 
-        raw_scores, ema_scores = validate(model), validate(ema.module)
-        if epoch < config.clr_start:
+        validating = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
+        raw_scores, ema_scores = (validate(model), validate(ema.module)) if validating else ({}, {})
+        if epoch < config.clr_start and validating:
             plateau = plateau_step(plateau, raw_scores["loss"], config)
         if is_snapshot_epoch(epoch, config):
             name = f"snapshots/epoch-{epoch + 1:03d}.pt"
@@ -247,15 +249,20 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
                 epoch + 1,
                 config.epochs,
                 row["train_loss"],
-                raw_scores["miou"],
-                ema_scores["miou"],
+                raw_scores.get("miou", math.nan),
+                ema_scores.get("miou", math.nan),
                 lr,
                 row["seconds"],
             )
 
     # -- ensembles: the snapshot averages, BN statistics recomputed; the Table 1 row ---------------------
-    # The single and EMA models are scored again with a threshold sweep (their own choice of threshold).
-    final: dict[str, Any] = {"single": validate(model, sweep=True), "ema": validate(ema.module, sweep=True)}
+    # Each model in final_scores is scored with a threshold sweep (its own choice of threshold).
+    scored = set(config.final_scores)
+    final: dict[str, Any] = {
+        kind: validate(candidate, sweep=True)
+        for kind, candidate in (("single", model), ("ema", ema.module))
+        if kind in scored
+    }
     averaged: dict[str, dict[str, torch.Tensor]] = {}
     if distributed:
         dist.barrier()  # rank 0 has written the last snapshot
@@ -273,7 +280,8 @@ def train(config: TrainConfig, data: list[Path], out: Path, *, resume: bool = Fa
             candidate.model.load_state_dict(average_weights([state[key] for state in states]))
             recompute_bn(candidate, _first_batches(bn_loader, config.bn_batches, device))
             averaged[kind] = candidate.model.state_dict()
-            final[kind] = validate(candidate, sweep=True)
+            if kind in scored:
+                final[kind] = validate(candidate, sweep=True)
     if main:
         torch.save(
             {
@@ -326,10 +334,10 @@ def plot_curves(metrics: Path, png: Path) -> None:
     epochs = [row["epoch"] for row in rows]
     fig, (ax_loss, ax_iou, ax_lr) = plt.subplots(1, 3, figsize=(15, 4))
     ax_loss.plot(epochs, [row["train_loss"] for row in rows], label="train")
-    ax_loss.plot(epochs, [row["val_loss"] for row in rows], label="validation")
+    ax_loss.plot(epochs, [row.get("val_loss", math.nan) for row in rows], label="validation")
     ax_loss.set_title("loss")
-    ax_iou.plot(epochs, [row["val_miou"] for row in rows], label="raw weights")
-    ax_iou.plot(epochs, [row["ema_miou"] for row in rows], label="EMA")
+    ax_iou.plot(epochs, [row.get("val_miou", math.nan) for row in rows], "o-", label="raw weights")
+    ax_iou.plot(epochs, [row.get("ema_miou", math.nan) for row in rows], "o-", label="EMA")
     ax_iou.set_title("validation mIoU")
     ax_lr.plot(epochs, [row["lr"] for row in rows])
     ax_lr.set_yscale("log")
