@@ -44,6 +44,7 @@ def _validators(path: Path, *what: object) -> dict[str, str]:
         "ETag": f'"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()}"',
         "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
         "Cache-Control": CACHE_CONTROL,
+        "Vary": "X-API-Key, Authorization",
     }
 
 
