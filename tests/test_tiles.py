@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import morecantile
@@ -37,7 +39,8 @@ WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 def test_confidence_is_the_mean_probability_along_each_road(
     write_geotiff: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """Synthetic (known values): two roads over probabilities 0.9 and 0.6 get those confidences."""
+    """Synthetic (known values): two roads over probabilities 0.9 and 0.6 get those confidences, in
+    GeoJSON and GeoPackage alike; without the probability raster there is none."""
     mask = np.zeros((200, 300), np.uint8)
     probability = np.full((200, 300), 20, np.uint8)
     mask[48:53, 20:280], probability[48:53, 20:280] = 1, round(0.9 * 254)
@@ -50,6 +53,11 @@ def test_confidence_is_the_mean_probability_along_each_road(
     # Stored as probability x 254 in 8 bits: 0.6 and 0.9 come back within 1/254.
     assert sorted(f["properties"]["confidence"] for f in features) == pytest.approx([0.6, 0.9], abs=0.004)
     assert all(set(f["properties"]) == {"start_node", "end_node", "length_m", "confidence"} for f in features)
+
+    gpkg = vectorize_mask(mask_path, tmp_path / "roads.gpkg", probability=prob_path).out
+    with closing(sqlite3.connect(gpkg)) as db:
+        stored = sorted(value for (value,) in db.execute("SELECT confidence FROM roads"))
+    assert stored == sorted(f["properties"]["confidence"] for f in features)
 
     plain = vectorize_mask(mask_path, tmp_path / "plain.geojson").out
     assert all("confidence" not in f["properties"] for f in json.loads(plain.read_text())["features"])
