@@ -27,6 +27,8 @@ from worker.preview import MASK_COLOUR
 TILE_SIZE = 256
 #: Named into the ETag: a change to how tiles look must change it, or browsers keep old tiles.
 RENDERING_VERSION = 1
+#: zlib level of the PNGs: 1 encodes in a third of the time of the default 6, the files 4% larger.
+PNG_ZLEVEL = 1
 #: Opening a result must not list its folder (GDAL looks for sidecar files by default).
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
@@ -81,7 +83,7 @@ def render_tile(path: Path, layer: TileLayer, z: int, x: int, y: int) -> bytes:
             image = src.tile(x, y, z, tilesize=TILE_SIZE, **style.resampling_options)
         except TileOutsideBounds:
             raise NotFoundError(f"tile {z}/{x}/{y} lies outside the {layer.value} layer") from None
-    return image.render(img_format="PNG", colormap=style.colormap)
+    return image.render(img_format="PNG", colormap=style.colormap, ZLEVEL=PNG_ZLEVEL)
 
 
 def tilejson(path: Path, layer: TileLayer, tiles_url: str) -> dict[str, Any]:
