@@ -3,7 +3,8 @@
 rio-tiler reprojects each tile from the COG level (full resolution or an overview) nearest the tile's
 resolution, whatever the scene's CRS, so a tile costs a few small block reads at any zoom. Pixels with
 no data are transparent. The functions here block (file reads, warping, PNG encoding): the routes run
-them in a worker thread.
+them in a worker thread. rio-tiler is imported on the first tile, not with the service: it is a third
+of the service's import time.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
-from rio_tiler.colormap import cmap
-from rio_tiler.errors import TileOutsideBounds
-from rio_tiler.io import Reader
-from rio_tiler.types import ColorMapType
 
 from roadnet.errors import NotFoundError
 from worker.jobs import OutputName
@@ -47,7 +44,8 @@ class LayerStyle:
 
     source: OutputName
     resampling: str
-    colormap: ColorMapType | None
+    #: value -> RGBA, or the name of one of rio-tiler's colour maps; None for RGB data.
+    colormap: dict[int, tuple[int, int, int, int]] | str | None
     description: str
 
     @property
@@ -57,7 +55,7 @@ class LayerStyle:
 
 
 #: The mask: roads in the page's road colour, background transparent, so the scene shows through.
-MASK_COLOURMAP: ColorMapType = {0: (0, 0, 0, 0), 1: MASK_COLOUR}
+MASK_COLOURMAP = {0: (0, 0, 0, 0), 1: MASK_COLOUR}
 
 LAYERS: dict[TileLayer, LayerStyle] = {
     TileLayer.scene: LayerStyle(OutputName.scene, "bilinear", None, "The scene, 8-bit RGB"),
@@ -68,7 +66,7 @@ LAYERS: dict[TileLayer, LayerStyle] = {
     TileLayer.probability: LayerStyle(
         OutputName.probability,
         "nearest",
-        cmap.get("viridis"),
+        "viridis",
         "Road probability 0 (dark purple) to 1 (yellow), viridis",
     ),
 }
@@ -77,19 +75,26 @@ LAYERS: dict[TileLayer, LayerStyle] = {
 def render_tile(path: Path, layer: TileLayer, z: int, x: int, y: int) -> bytes:
     """The PNG of Web Mercator tile ``z/x/y`` of ``layer`` from its COG ``path`` (RGBA: no data is
     transparent); :class:`NotFoundError` for a tile outside the layer's bounds."""
+    from rio_tiler.colormap import cmap
+    from rio_tiler.errors import TileOutsideBounds
+    from rio_tiler.io import Reader
+
     style = LAYERS[layer]
+    colormap = cmap.get(style.colormap) if isinstance(style.colormap, str) else style.colormap
     with rasterio.Env(**GDAL_OPTIONS), Reader(str(path)) as src:
         try:
             image = src.tile(x, y, z, tilesize=TILE_SIZE, **style.resampling_options)
         except TileOutsideBounds:
             raise NotFoundError(f"tile {z}/{x}/{y} lies outside the {layer.value} layer") from None
-    return image.render(img_format="PNG", colormap=style.colormap, ZLEVEL=PNG_ZLEVEL)
+    return image.render(img_format="PNG", colormap=colormap, ZLEVEL=PNG_ZLEVEL)
 
 
 def tilejson(path: Path, layer: TileLayer, tiles_url: str) -> dict[str, Any]:
     """The TileJSON 3.0 document of ``layer`` (its COG at ``path``), its tiles at ``tiles_url`` (a
     template with ``{z}``, ``{x}``, ``{y}``): WGS 84 bounds, and the zooms from the coarsest overview
     (``minzoom``) to the full resolution (``maxzoom``)."""
+    from rio_tiler.io import Reader
+
     with rasterio.Env(**GDAL_OPTIONS), Reader(str(path)) as src:
         west, south, east, north = src.get_geographic_bounds("EPSG:4326")
         minzoom, maxzoom = src.minzoom, src.maxzoom
