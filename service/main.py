@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
-from service.api.routes import health, jobs, processes, web
+from service.api.routes import health, jobs, processes, tiles, web
 from service.errors import install_error_handlers
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = create_celery(settings)
     install_error_handlers(app)
     app.include_router(jobs.router)
+    app.include_router(tiles.router)
     app.include_router(processes.router)
     app.include_router(health.router)
     app.include_router(web.router)  # the web page (issue 8): / and /static; and /docs

@@ -37,6 +37,26 @@ def spacenet_scene(shared_data: Path) -> Path:
     return shared_data / "spacenet" / "pairs" / "RGB-PanSharpen_img1447.tif"
 
 
+@pytest.fixture(scope="session")
+def spacenet_utm_scene(spacenet_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`spacenet_scene` reprojected to its UTM zone (a projected scene, the usual case; 513x773
+    pixels of 0.25 m), black (no data, declared) where the rotated grid has no pixels."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    out = tmp_path_factory.mktemp("utm") / "RGB-PanSharpen_img1447-utm.tif"
+    with rasterio.open(spacenet_scene) as src:
+        lon = (src.bounds.left + src.bounds.right) / 2
+        crs = f"EPSG:{32601 + int((lon + 180) // 6)}"
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds
+        )
+        profile = src.profile | {"crs": crs, "transform": transform, "width": width, "height": height}
+        with rasterio.open(out, "w", **profile | {"nodata": 0}) as dst:
+            for band in range(1, src.count + 1):
+                reproject(rasterio.band(src, band), rasterio.band(dst, band), resampling=Resampling.bilinear)
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

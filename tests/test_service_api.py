@@ -351,7 +351,7 @@ def test_processes_describe_the_inputs_and_outputs(client: TestClient) -> None:
     }  # fmt: skip
     assert process["inputs"]["file"]["minOccurs"] == 1
     assert process["inputs"]["threshold"]["schema"]["anyOf"][0]["exclusiveMaximum"] == 1
-    assert set(process["outputs"]) == {"mask", "probability", "roads", "preview", "mask_preview"}
+    assert set(process["outputs"]) == {"mask", "probability", "roads", "preview", "mask_preview", "scene"}
     assert process["outputs"]["mask_preview"]["schema"]["contentMediaType"] == "image/png"
     assert process["outputs"]["roads"]["schema"]["contentMediaType"] == "application/geo+json"
     missing = client.get("/processes/other")
@@ -410,7 +410,7 @@ def test_publish_moves_complete_files_and_removes_stale_attempts(tmp_path: Path)
     workdir = store.new_workdir(job_id)
     for output, filename in [("mask", "mask.tif"), ("probability", "probability.tif"),
                              ("roads", "roads.geojson"), ("preview", "preview.png"),
-                             ("mask_preview", "mask_preview.png")]:  # fmt: skip
+                             ("mask_preview", "mask_preview.png"), ("scene", "scene.tif")]:  # fmt: skip
         (workdir / filename).write_bytes(output.encode())
     record = store.publish(job_id, workdir, {"segments": 3})
     assert record.status is JobStatus.successful and record.progress == 100 and record.attempts == 2

@@ -54,7 +54,7 @@ def test_whole_flow_upload_run_download(embedded: Deployment, spacenet_scene: Pa
     assert any(state == "running" and 0 < progress < 100 for state, progress in seen), seen
     assert status["summary"]["segments"] > 0 and status["summary"]["threshold"] == 0.5
     hrefs = {link["title"]: link["href"] for link in status["links"] if link["rel"] == "enclosure"}
-    assert set(hrefs) == {"mask", "probability", "roads", "preview", "mask_preview"}
+    assert set(hrefs) == {"mask", "probability", "roads", "preview", "mask_preview", "scene"}
 
     mask = httpx.get(hrefs["mask"], timeout=30)
     assert mask.status_code == 200

@@ -83,7 +83,12 @@ def predict_command(
         result = predict_scene(
             scene, out_dir, model_path=model_path, options=options, progress=stage(0, INFERENCE_SHARE)
         )
-        roads = vectorize_mask(result.mask, out_dir / "roads.geojson", progress=stage(INFERENCE_SHARE, 100))
+        roads = vectorize_mask(
+            result.mask,
+            out_dir / "roads.geojson",
+            probability=result.probability,
+            progress=stage(INFERENCE_SHARE, 100),
+        )
     for note in result.scene.warnings:
         click.echo(f"warning: {note}", err=True)
     click.echo(

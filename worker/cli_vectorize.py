@@ -56,13 +56,20 @@ def _with_options(command: F) -> F:
     default=None,
     help="GeoJSON to write, or *.gpkg for a GeoPackage (default: roads.geojson beside the mask).",
 )
+@click.option(
+    "--probability",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The probability.tif written with the mask: each road gets its confidence, the mean along it.",
+)
 @_with_options
-def vectorize_command(mask: Path, out: Path | None, **options: float) -> None:
+def vectorize_command(mask: Path, out: Path | None, probability: Path | None, **options: float) -> None:
     """Vectorise a road MASK (road > 0; 255 is no data only if the raster declares it) to GeoJSON.
 
     Writes RFC 7946 GeoJSON in WGS 84 longitude/latitude (or a GeoPackage layer "roads" for --out
-    *.gpkg), one LineString per road segment with length_m, start_node and end_node. A mask without a
-    CRS gives pixel coordinates. Thresholds are metres on the ground.
+    *.gpkg), one LineString per road segment with length_m, start_node and end_node (and confidence,
+    0-1, with --probability). A mask without a CRS gives pixel coordinates. Thresholds are metres on the
+    ground.
     """
     from tqdm import tqdm
 
@@ -74,7 +81,13 @@ def vectorize_command(mask: Path, out: Path | None, **options: float) -> None:
         def progress(fraction: float) -> None:
             bar.update(round(100 * fraction) - bar.n)
 
-        summary = vectorize_mask(mask, out, options=VectorizeOptions(**options), progress=progress)  # type: ignore[arg-type]
+        summary = vectorize_mask(
+            mask,
+            out,
+            options=VectorizeOptions(**options),  # type: ignore[arg-type]
+            probability=probability,
+            progress=progress,
+        )
     length = (
         f"{summary.total_length_m / 1000:.2f} km"
         if summary.total_length_m is not None

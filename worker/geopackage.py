@@ -36,7 +36,7 @@ CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT N
     geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
     CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name));
 CREATE TABLE {TABLE} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom LINESTRING,
-    length_m REAL, start_node INTEGER, end_node INTEGER);
+    length_m REAL, start_node INTEGER, end_node INTEGER, confidence REAL);
 """
 
 
@@ -77,8 +77,15 @@ def write_geopackage(features: Iterable[dict], out: Path, *, georeferenced: bool
             coords = np.asarray(feature["geometry"]["coordinates"], dtype=np.float64)
             props = feature["properties"]
             db.execute(
-                f"INSERT INTO {TABLE} (geom, length_m, start_node, end_node) VALUES (?, ?, ?, ?)",
-                (_blob(coords, srs_id), props["length_m"], props["start_node"], props["end_node"]),
+                f"INSERT INTO {TABLE} (geom, length_m, start_node, end_node, confidence) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    _blob(coords, srs_id),
+                    props["length_m"],
+                    props["start_node"],
+                    props["end_node"],
+                    props.get("confidence"),  # null without a probability raster
+                ),
             )
             bounds = np.concatenate(
                 [np.minimum(bounds[:2], coords.min(0)), np.maximum(bounds[2:], coords.max(0))]

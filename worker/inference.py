@@ -16,7 +16,6 @@ Outputs, with the input's CRS and transform (pixel coordinates when it has none)
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -25,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from roadnet.errors import InputError
+from worker.cog import BLOCK, GDAL_CACHE_MB, write_cog
 from worker.model import RoadModel, load_model
 from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
 from worker.sliding_window import predict_rows, window_starts
@@ -45,10 +44,6 @@ BATCH_PIXELS = 16 * 256 * 256
 #: about (256 / 64)^2 / (1024 / 768)^2 = 9 times fewer pixels through the network than the paper's.
 FAST_WINDOW = 1024
 FAST_STRIDE = 768
-#: Tile size of the outputs; rows are written to the temporary GeoTIFFs a whole tile row at a time.
-BLOCK = 512
-#: GDAL's block cache while converting to COG: bounded, whatever the scene's size.
-GDAL_CACHE_MB = 256
 
 
 @dataclass(frozen=True)
@@ -150,23 +145,6 @@ def _with_nodata(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return values
 
 
-def _to_cog(tiled: Path, final: Path, resampling: str) -> None:
-    partial = final.with_name(f".{final.name}.partial")
-    rasterio.shutil.copy(
-        tiled,
-        partial,
-        driver="COG",
-        COMPRESS="DEFLATE",
-        PREDICTOR="YES",
-        BLOCKSIZE=BLOCK,
-        OVERVIEWS="AUTO",
-        OVERVIEW_RESAMPLING=resampling,
-        BIGTIFF="IF_SAFER",
-    )
-    os.replace(partial, final)
-    tiled.unlink()
-
-
 def predict_scene(
     scene: Path,
     out_dir: Path,
@@ -245,8 +223,8 @@ def predict_scene(
             raise
         mask_out.close()
         prob_out.close()
-        _to_cog(mask_out.path, mask_path, "NEAREST")
-        _to_cog(prob_out.path, prob_path, "AVERAGE")
+        write_cog(mask_out.path, mask_path, resampling="NEAREST")
+        write_cog(prob_out.path, prob_path, resampling="AVERAGE")
     if progress is not None:
         progress(1.0)
     seconds = time.monotonic() - started

@@ -80,6 +80,7 @@ class OutputName(StrEnum):
     roads = "roads"
     preview = "preview"
     mask_preview = "mask_preview"
+    scene = "scene"
 
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -96,6 +97,10 @@ OUTPUTS: dict[OutputName, Output] = {
     OutputName.preview: Output("preview.png", "image/png", "The scene with the roads drawn over it (PNG)"),
     OutputName.mask_preview: Output(
         "mask_preview.png", "image/png", "The road mask over transparency, as large as the preview (PNG)"
+    ),
+    # The map's imagery (service.tiles): kept as a COG so that its tiles read overviews, not the upload.
+    OutputName.scene: Output(
+        "scene.tif", COG, "The scene as the model saw it: 8-bit RGB (Cloud-Optimised GeoTIFF, JPEG)"
     ),
 }
 

@@ -18,6 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from roadnet.errors import ModelError, RoadnetError
 from roadnet.settings import get_settings
+from worker.cog import scene_to_cog
 from worker.inference import InferenceOptions, predict_scene
 from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
 from worker.preview import render_mask_preview, render_preview
@@ -112,9 +113,11 @@ def run_job(
             prediction.mask,
             workdir / OUTPUTS[OutputName.roads].filename,
             options=vectorize_options,
+            probability=prediction.probability,
             progress=progress.stage(INFERENCE_END, VECTORIZE_END, "tracing the road network"),
         )
-        progress.stage(VECTORIZE_END, 100, "drawing the previews")
+        progress.stage(VECTORIZE_END, 100, "drawing the previews and the map's imagery")
+        scene_to_cog(prediction.scene, workdir / OUTPUTS[OutputName.scene].filename)
         render_preview(store.input_path(job_id), vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
         render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {

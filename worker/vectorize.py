@@ -15,7 +15,8 @@ The steps, each threshold an option of :class:`VectorizeOptions` in metres on th
    shorter than ``min_fragment_m``, Douglas-Peucker simplify with tolerance ``simplify_m``.
 4. Write GeoJSON per RFC 7946: WGS 84 longitude/latitude whatever the mask's CRS, no ``crs`` member,
    7 decimals (about 1 cm), one LineString feature per segment between two nodes (junctions or dead
-   ends) with properties ``length_m`` (geodesic, WGS 84 ellipsoid), ``start_node`` and ``end_node``.
+   ends) with properties ``length_m`` (geodesic, WGS 84 ellipsoid), ``start_node`` and ``end_node``,
+   and ``confidence`` (the mean road probability along it, 0-1) when the probability raster is given.
    An output named ``*.gpkg`` gets the same features as a GeoPackage layer ``roads`` instead.
 
 Lengths in metres come from the pixel size on the ground at the scene's centre (geodesic distance to
@@ -33,6 +34,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import remove_small_holes, skeletonize
 
 from roadnet.errors import InputError, UnreadableRasterError
+from worker.confidence import mean_along_lines
 from worker.geopackage import write_geopackage
 from worker.graph_clean import (
     add_edge,
@@ -58,6 +61,7 @@ from worker.graph_clean import (
     simplify_edges,
 )
 from worker.graph_trace import trace_skeleton
+from worker.inference import PROBABILITY_SCALE
 from worker.vectorize_options import VectorizeOptions
 
 __all__ = ["VectorizeOptions", "VectorizeSummary", "vectorize_mask"]
@@ -207,13 +211,23 @@ def _numbered_edges(graph: nx.MultiGraph) -> list[tuple[int, int, np.ndarray]]:
 
 
 def _features(
-    graph: nx.MultiGraph, src: DatasetReader, scale: tuple[float, float], georeferenced: bool
+    graph: nx.MultiGraph,
+    src: DatasetReader,
+    scale: tuple[float, float],
+    georeferenced: bool,
+    probability: DatasetReader | None,
 ) -> Iterator[dict]:
-    """One GeoJSON feature per edge."""
+    """One GeoJSON feature per edge; with ``probability``, each with its ``confidence``."""
     to_wgs84 = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True) if georeferenced else None
+    edges = [(start, end, xy / scale) for start, end, xy in _numbered_edges(graph)]
+    confidences = (
+        mean_along_lines(probability, [xy for *_, xy in edges], PROBABILITY_SCALE)
+        if probability is not None
+        else None
+    )
     fid = 0
-    for start, end, xy in _numbered_edges(graph):
-        px, py = xy[:, 0] / scale[0], xy[:, 1] / scale[1]
+    for i, (start, end, pixels) in enumerate(edges):
+        px, py = pixels[:, 0], pixels[:, 1]
         props: dict[str, object] = {"start_node": start, "end_node": end}
         if to_wgs84 is not None:
             x, y = to_wgs84.transform(*(src.transform @ (px, py)))
@@ -223,6 +237,8 @@ def _features(
             coords = np.round(np.column_stack([px, py]), 3)
             props["length_m"] = None
             props["length_px"] = round(polyline_length(coords), 2)
+        if confidences is not None:
+            props["confidence"] = confidences[i]
         keep = np.ones(len(coords), bool)
         keep[1:] = np.any(coords[1:] != coords[:-1], axis=1)
         coords = coords[keep]
@@ -258,9 +274,14 @@ def vectorize_mask(
     out: Path,
     *,
     options: VectorizeOptions | None = None,
+    probability: Path | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> VectorizeSummary:
     """Vectorise the road mask ``mask`` into ``out``; see the module docstring.
+
+    ``probability``, the probability raster ``roadnet predict`` wrote with the mask (same grid), gives
+    each road a ``confidence`` property: the mean road probability along it, 0-1
+    (:mod:`worker.confidence`).
 
     ``out`` ending in ``.gpkg`` writes the same features as a GeoPackage layer ``roads``
     (:mod:`worker.geopackage`); ``.geojson`` or ``.json`` writes GeoJSON.
@@ -272,12 +293,14 @@ def vectorize_mask(
     suffix = out.suffix.lower()
     if suffix not in (".geojson", ".json", ".gpkg"):
         raise InputError(f"{out.name}: name the output *.geojson (GeoJSON) or *.gpkg (GeoPackage)")
-    with _open_mask(Path(mask)) as src:
+    with ExitStack() as stack:
+        src = stack.enter_context(_open_mask(Path(mask)))
+        prob = stack.enter_context(rasterio.open(probability)) if probability is not None else None
         georeferenced = src.crs is not None and not src.transform.is_identity
         scale = _pixel_size_m(src) if georeferenced else (1.0, 1.0)
         graph, blocks = _skeleton_graph(src, options, scale, progress)
         clean_graph(graph, options)
-        features = _features(graph, src, scale, georeferenced)
+        features = _features(graph, src, scale, georeferenced, prob)
         if suffix == ".gpkg":
             count, total = write_geopackage(features, out, georeferenced=georeferenced)
         else:

@@ -7,6 +7,7 @@
   const BASEMAP_STORAGE = "roadnet.basemap";
   const TERMINAL = new Set(["successful", "failed", "dismissed"]);
   const POLL_MS = 1000;
+  const NARROW = "(max-width: 700px)"; // app.css: one column, the map below the jobs
 
   const $ = (id) => document.getElementById(id);
 
@@ -220,6 +221,7 @@
     const bar = element("progress");
     bar.max = 1;
     bar.value = 0;
+    bar.setAttribute("aria-label", `Upload of ${file.name}`);
     const message = element("p", "message", "Uploading…");
     row.append(name, size, bar, message);
     $("uploads").prepend(row);
@@ -291,10 +293,15 @@
     return job.message || "";
   }
 
+  /**
+   * A job's row: a button that opens its result (its state: aria-disabled until the job has succeeded,
+   * aria-current while shown), then Cancel or Delete beside it, never inside it.
+   */
   function jobRow(job) {
     const row = element("li", "job");
     row.dataset.jobId = job.jobID;
     const parts = {
+      open: element("button", "open"),
       name: element("span", "name"),
       status: element("span", "status"),
       time: element("span", "time"),
@@ -302,48 +309,53 @@
       message: element("p", "message"),
       action: element("button", "secondary small"),
     };
+    parts.status.id = `status-${job.jobID}`;
+    parts.message.id = `message-${job.jobID}`;
+    parts.open.type = "button";
+    parts.open.append(parts.name);
+    parts.open.setAttribute("aria-describedby", `${parts.status.id} ${parts.message.id}`);
     parts.bar.max = 100;
     parts.action.type = "button";
-    parts.action.addEventListener("click", (event) => {
-      event.stopPropagation();
-      removeJob(job.jobID);
+    parts.action.addEventListener("click", () => removeJob(job.jobID));
+    parts.open.addEventListener("click", () => {
+      const entry = jobs.get(job.jobID);
+      if (entry && entry.job.status === "successful") showResult(entry.job);
     });
     const head = element("div", "head");
-    head.append(parts.name, parts.action);
+    head.append(parts.open, parts.action);
     const meta = element("div", "meta");
     meta.append(parts.status, parts.time);
     row.append(head, meta, parts.bar, parts.message);
-    const open = () => {
-      const entry = jobs.get(job.jobID);
-      if (entry && entry.job.status === "successful") showResult(entry.job);
-    };
-    row.addEventListener("click", open);
-    row.addEventListener("keydown", (event) => {
-      if (event.target === row && (event.key === "Enter" || event.key === " ")) {
-        event.preventDefault();
-        open();
-      }
-    });
     return { row, parts };
   }
 
   function renderJob(entry) {
     const { job, row, parts } = entry;
     const active = !TERMINAL.has(job.status);
+    const selected = job.jobID === selectedJobId;
     row.dataset.status = job.status;
     row.classList.toggle("selectable", job.status === "successful");
-    row.tabIndex = job.status === "successful" ? 0 : -1;
-    row.classList.toggle("selected", job.jobID === selectedJobId);
+    row.classList.toggle("selected", selected);
+    parts.open.setAttribute("aria-disabled", String(job.status !== "successful"));
+    if (selected) parts.open.setAttribute("aria-current", "true");
+    else parts.open.removeAttribute("aria-current");
+    parts.open.title = job.status === "successful" ? "Show this job's result on the map" : job.jobID;
     parts.name.textContent = jobName(job);
-    parts.name.title = job.jobID;
     parts.status.textContent = job.status === "running" ? `running ${Math.round(job.progress ?? 0)} %` : job.status;
     parts.time.textContent = formatTime(job.created);
     parts.bar.hidden = !active;
+    parts.bar.setAttribute("aria-label", `Progress of ${jobName(job)}`);
     parts.bar.value = job.progress ?? 0;
     if (job.status === "accepted" && !job.progress) parts.bar.removeAttribute("value"); // indeterminate
     parts.message.textContent = jobMessage(job);
     parts.action.textContent = active ? "Cancel" : "Delete";
+    parts.action.setAttribute("aria-label", `${active ? "Cancel" : "Delete"} ${jobName(job)}`);
     parts.action.title = active ? "Stop this job and delete its files" : "Delete this job and its results";
+  }
+
+  /** Says `text` to screen readers (a polite live region). */
+  function announce(text) {
+    $("announcer").textContent = text;
   }
 
   function byNewest(a, b) {
@@ -369,6 +381,8 @@
     if (!entry) {
       entry = { job, ...jobRow(job) };
       jobs.set(job.jobID, entry);
+    } else if (entry.job.status !== job.status) {
+      announce(`${jobName(job)}: ${job.status}. ${jobMessage(job)}`);
     }
     entry.job = job;
     renderJob(entry);
@@ -450,31 +464,104 @@
   const map = L.map("map", { zoomSnap: 0.25, maxZoom: 22 }).setView([20, 0], 2);
   const basemap = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
     maxZoom: 19,
+    zIndex: 0,
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
   });
-  const roadStyle = { color: "#ff2d95", weight: 3, opacity: 0.95 };
+  // The job's tile layers, bottom to top; the road lines lie above them all (Leaflet's overlay pane).
+  const TILE_LAYERS = ["scene", "probability", "mask"];
+  // Roads coloured by confidence (the mean probability along them), ColorBrewer RdYlBu: red, yellow, blue
+  // tell low from high for colour-blind eyes too.
+  const CONFIDENCE_STOPS = [
+    [0, [215, 48, 39]],
+    [0.5, [254, 224, 144]],
+    [1, [69, 117, 180]],
+  ];
+  const ROAD_COLOUR = "#ff2d95"; // a road with no confidence (a job finished before roads had one)
+  const roadStyle = { weight: 3, opacity: 0.95 };
   // SVG (one element per road) up to this many roads; a city-sized network draws on one canvas instead,
   // which stays smooth to pan with tens of thousands of lines (clicks still find the road).
   const MAX_SVG_ROADS = 3000;
-  const roadHighlight = { color: "#ffe600", weight: 6 };
+  const roadHighlight = { color: "#ffffff", weight: 6 };
   let selectedJobId = null;
-  let result = null; // the selected job's layers, blob URLs and download URLs
+  let result = null; // the selected job's layers and download URLs
+
+  /** The colour of confidence `value` (0-1) on CONFIDENCE_STOPS. */
+  function confidenceColour(value) {
+    if (typeof value !== "number") return ROAD_COLOUR;
+    const v = Math.min(1, Math.max(0, value));
+    const upper = CONFIDENCE_STOPS.findIndex(([stop]) => stop >= v);
+    if (upper <= 0) return `rgb(${CONFIDENCE_STOPS[0][1].join(",")})`;
+    const [[a, low], [b, high]] = [CONFIDENCE_STOPS[upper - 1], CONFIDENCE_STOPS[upper]];
+    const t = (v - a) / (b - a);
+    return `rgb(${low.map((c, i) => Math.round(c + (high[i] - c) * t)).join(",")})`;
+  }
+
+  const legend = L.control({ position: "bottomright" });
+  legend.onAdd = () => {
+    const box = element("div", "legend");
+    const gradient = CONFIDENCE_STOPS.map(([stop, rgb]) => `rgb(${rgb.join(",")}) ${stop * 100}%`).join(", ");
+    const bar = element("span", "ramp");
+    bar.style.background = `linear-gradient(to right, ${gradient})`;
+    box.append(element("strong", "", "Road confidence"), element("span", "", "0"), bar, element("span", "", "1"));
+    return box;
+  };
+
+  /** A tile layer whose tiles are fetched with the API key (an <img> cannot send the header). */
+  const KeyedTileLayer = L.TileLayer.extend({
+    createTile(coords, done) {
+      const tile = document.createElement("img");
+      tile.alt = "";
+      fetch(this.getTileUrl(coords), { headers: authHeaders() })
+        .then((response) => {
+          if (!response.ok) throw new Error(`tile ${coords.z}/${coords.x}/${coords.y}: HTTP ${response.status}`);
+          return response.blob();
+        })
+        .then((blob) => {
+          tile.onload = () => {
+            URL.revokeObjectURL(tile.src);
+            done(null, tile);
+          };
+          tile.onerror = () => done(new Error("the tile is not an image"), tile);
+          tile.src = URL.createObjectURL(blob);
+        })
+        .catch((error) => done(error, tile));
+      return tile;
+    },
+  });
+
+  /** The tile layer of `layer` of a job from its TileJSON: only within its bounds, scaled past its maxzoom. */
+  function jobTiles(jobId, layer, tilejson, zIndex) {
+    return new KeyedTileLayer(`jobs/${jobId}/tiles/${layer}/{z}/{x}/{y}.png`, {
+      bounds: bboxBounds(tilejson.bounds),
+      maxNativeZoom: tilejson.maxzoom,
+      maxZoom: 22,
+      zIndex,
+      className: `tiles-${layer}`,
+    });
+  }
+
+  function showBasemapStatus(text) {
+    $("basemap-status").textContent = text;
+    $("basemap-status").hidden = !text;
+    if (text) announce(text);
+  }
 
   $("basemap-toggle").checked = localStorage.getItem(BASEMAP_STORAGE) === "on";
   function applyBasemap() {
     const on = $("basemap-toggle").checked;
     localStorage.setItem(BASEMAP_STORAGE, on ? "on" : "off");
+    showBasemapStatus("");
     if (on) basemap.addTo(map).bringToBack();
     else basemap.remove();
   }
+  basemap.on("tileerror", () => {
+    if (!$("basemap-status").textContent) {
+      showBasemapStatus("The basemap cannot load: this computer has no internet, or OpenStreetMap cannot be reached.");
+    }
+  });
+  basemap.on("tileload", () => showBasemapStatus(""));
   $("basemap-toggle").addEventListener("change", applyBasemap);
   applyBasemap();
-
-  /** The href of the job's link whose rel or title names `what`, if the status document has one. */
-  function linkHref(job, what) {
-    const link = (job.links || []).find((item) => item.rel === what || item.title === what);
-    return link ? link.href : null;
-  }
 
   /** Leaflet bounds from an RFC 7946 bbox: [west, south, east, north] or its 3-D form. */
   function bboxBounds(bbox) {
@@ -483,17 +570,19 @@
     return L.latLngBounds([bbox[1], bbox[0]], [bbox[half + 1], bbox[half]]);
   }
 
+  function resultLayers() {
+    return result ? [...Object.values(result.tiles), result.roads].filter(Boolean) : [];
+  }
+
   function clearResult() {
-    if (result) {
-      [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
-      Object.values(result.urls).forEach((url) => URL.revokeObjectURL(url));
-    }
+    resultLayers().forEach((layer) => layer.remove());
+    legend.remove();
     result = null;
     selectedJobId = null;
     history.replaceState(null, "", location.pathname + location.search);
     $("result-title").textContent = "No job selected";
     $("result-summary").textContent = "";
-    $("view-toggle").disabled = true;
+    $("layers").disabled = true;
     $("download-roads").disabled = true;
     $("download-mask").disabled = true;
     $("map-placeholder").hidden = false;
@@ -507,12 +596,25 @@
     const table = element("table");
     for (const [key, value] of Object.entries(props)) {
       if (key === "length_m" || value === null || typeof value === "object") continue;
+      const shown = key === "confidence" ? `${Math.round(value * 100)} %` : String(value);
       const tr = element("tr");
-      tr.append(element("th", "", key), element("td", "", String(value)));
+      tr.append(element("th", "", key), element("td", "", shown));
       table.append(tr);
     }
     if (table.children.length) box.append(table);
     return box;
+  }
+
+  /** The TileJSON of each tile layer of a job; null for one it lacks (a job finished before map tiles). */
+  async function loadTileJsons(jobId) {
+    const documents = await Promise.all(
+      TILE_LAYERS.map((layer) =>
+        api(`jobs/${jobId}/tiles/${layer}/tilejson.json`).catch((error) =>
+          error.status === 404 ? null : Promise.reject(error),
+        ),
+      ),
+    );
+    return Object.fromEntries(TILE_LAYERS.map((layer, i) => [layer, documents[i]]));
   }
 
   async function showResult(job) {
@@ -525,50 +627,45 @@
     $("result-summary").textContent = "loading…";
     $("result-error").hidden = true;
     const base = `jobs/${job.jobID}/results`;
-    const maskPreviewUrl = linkHref(job, "mask_preview");
     try {
-      const [roads, preview, maskPreview] = await Promise.all([
-        api(`${base}/roads`),
-        api(`${base}/preview`, { as: "blob" }),
-        maskPreviewUrl ? api(maskPreviewUrl, { as: "blob" }) : null,
-      ]);
+      const [roads, tilejsons] = await Promise.all([api(`${base}/roads`), loadTileJsons(job.jobID)]);
       if (selectedJobId !== job.jobID) return; // the user chose another job meanwhile
       const count = (roads.features || []).length;
+      const style = (feature) => ({ ...roadStyle, color: confidenceColour(feature.properties?.confidence) });
       const roadsLayer = L.geoJSON(roads, {
         renderer: count > MAX_SVG_ROADS ? L.canvas({ tolerance: 4 }) : undefined,
-        style: () => roadStyle,
+        style,
         onEachFeature: (feature, layer) => {
           layer.bindPopup(() => roadPopup(feature));
           layer.on("mouseover", () => layer.setStyle(roadHighlight));
-          layer.on("mouseout", () => layer.setStyle(roadStyle));
+          layer.on("mouseout", () => layer.setStyle(style(feature)));
         },
       });
-      // The preview is placed on the scene's lon/lat bounds: the status document's bbox, else the
+      // The map frames the scene's lon/lat bounds: its TileJSON's, the status document's bbox, else the
       // GeoJSON's; the roads' own extent is the last resort (it can be smaller than the scene).
       const bounds =
-        bboxBounds(job.bbox) || bboxBounds(job.scene?.bbox) || bboxBounds(roads.bbox) || roadsLayer.getBounds();
+        bboxBounds(tilejsons.scene?.bounds) ||
+        bboxBounds(job.bbox) ||
+        bboxBounds(job.scene?.bbox) ||
+        bboxBounds(roads.bbox) ||
+        roadsLayer.getBounds();
       if (!bounds.isValid()) throw new ApiError(0, "The result carries no bounds and no roads to place on the map.");
-      const urls = { preview: URL.createObjectURL(preview) };
-      if (maskPreview) urls.mask = URL.createObjectURL(maskPreview);
-      result = {
-        urls,
-        roads: roadsLayer,
-        preview: L.imageOverlay(urls.preview, bounds, { alt: "Scene preview" }),
-        mask: urls.mask ? L.imageOverlay(urls.mask, bounds, { alt: "Road mask" }) : null,
-        downloads: { roads: `${base}/roads`, mask: `${base}/mask` },
-      };
+      const tiles = {};
+      TILE_LAYERS.forEach((layer, i) => {
+        const tilejson = tilejsons[layer];
+        tiles[layer] = tilejson ? jobTiles(job.jobID, layer, tilejson, i + 1) : null;
+        $(`layer-${layer}`).disabled = !tilejson;
+      });
+      result = { roads: roadsLayer, tiles, downloads: { roads: `${base}/roads`, mask: `${base}/mask` } };
       const total = (roads.features || []).reduce((sum, f) => sum + (Number(f.properties?.length_m) || 0), 0);
       $("result-summary").textContent = `${count} roads, ${formatLength(total)}`;
-      // A job finished before the service drew mask images has none: its Mask view is off.
-      const maskView = document.querySelector('input[name="view"][value="mask"]');
-      maskView.disabled = !urls.mask;
-      if (!urls.mask) document.querySelector('input[name="view"][value="vectors"]').checked = true;
-      $("view-toggle").disabled = false;
+      $("layers").disabled = false;
       $("download-roads").disabled = false;
       $("download-mask").disabled = false;
       $("map-placeholder").hidden = true;
-      applyView();
+      applyLayers();
       map.fitBounds(bounds, { padding: [16, 16] });
+      if (window.matchMedia(NARROW).matches) $("result-title").scrollIntoView(); // the map is below the jobs
     } catch (error) {
       if (selectedJobId !== job.jobID) return;
       $("result-summary").textContent = "";
@@ -577,19 +674,26 @@
     }
   }
 
-  /** Vectors: the scene preview with the road lines over it. Mask: the mask image alone (over the basemap). */
-  function applyView() {
+  /** Shows the layers whose boxes are checked, the mask and probability at the slider's opacity. */
+  function applyLayers() {
     if (!result) return;
-    const view = document.querySelector('input[name="view"]:checked').value;
-    map.closePopup();
-    [result.preview, result.mask, result.roads].forEach((layer) => layer && layer.remove());
-    if (view === "mask") result.mask.addTo(map);
-    else {
-      result.preview.addTo(map);
+    const opacity = Number($("overlay-opacity").value) / 100;
+    for (const [name, layer] of Object.entries(result.tiles)) {
+      if (!layer) continue;
+      if (name !== "scene") layer.setOpacity(opacity);
+      if ($(`layer-${name}`).checked) layer.addTo(map);
+      else layer.remove();
+    }
+    if ($("layer-roads").checked) {
       result.roads.addTo(map);
+      legend.addTo(map);
+    } else {
+      map.closePopup();
+      result.roads.remove();
+      legend.remove();
     }
   }
-  document.querySelectorAll('input[name="view"]').forEach((input) => input.addEventListener("change", applyView));
+  $("layers").addEventListener("input", applyLayers);
 
   /** Downloads through fetch, so the API key travels as a header, then saves the blob under a good name. */
   async function download(what, filename) {

@@ -225,7 +225,8 @@ def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
     return job_public(store.dismiss(record.id), request)
 
 
-def _require_successful(record: JobRecord) -> None:
+def require_successful(record: JobRecord) -> None:
+    """:class:`ConflictError` (409), saying why, unless ``record`` is ``successful``."""
     if record.status is not JobStatus.successful:
         why = {
             JobStatus.accepted: "it is waiting for a worker",
@@ -239,7 +240,7 @@ def _require_successful(record: JobRecord) -> None:
 @router.get("/{job_id}/results", response_model=dict[OutputName, ResultPublic], summary="A job's results")
 def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPublic]:
     """Where each output of a successful job can be downloaded (409 before it is successful)."""
-    _require_successful(record)
+    require_successful(record)
     base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
     return {
         name: ResultPublic(href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title)
@@ -265,7 +266,7 @@ def get_result(record: JobDep, output: OutputName, store: StoreDep) -> FileRespo
     """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
     grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
     (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
-    _require_successful(record)
+    require_successful(record)
     path = store.result_path(record.id, output)
     if not path.is_file():
         raise NotFoundError(f"job {record.id} has no {output.value} result (it was deleted)")
