@@ -26,8 +26,9 @@ from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
-#: GPU memory one window pixel takes in the paper-width RISNet's activations, in bytes, with room for
-#: cuDNN's workspace (an estimate from its float32 activations; see README "GPU inference").
+#: Memory budgeted per window pixel, in bytes. The paper-width RISNet's float32 activations take 1.2 KB
+#: per pixel (measured on the CPU: peak RSS of a batch of 8 windows less that of 1, per added pixel); the
+#: rest is room for cuDNN's workspace and the CUDA arena's rounding up.
 BYTES_PER_PIXEL = 4096
 #: The share of the free memory the batches may take; the rest is the session's weights and workspace.
 MEMORY_SHARE = 0.5
