@@ -15,6 +15,18 @@ For the default model (the tiny test RISNet when none ships) and the paper-width
 
 Run: ``.venv/bin/python benchmarks/bench_inference.py [--model M.onnx] [--json out.json]`` (a few minutes
 on 2 cores). Needs the ``train`` extra (torch) for the eager comparison and the paper-width export.
+
+``--int8`` measures instead float32 against INT8 on the CPU for the model (``roadnet quantize`` run
+afresh into a temporary folder): windows/s on the same windows, in alternating rounds; GFLOP/s and
+their fraction of ONNX Runtime's own float32 MatMul and uint8 x int8 MatMulInteger rates measured
+beside them; validation mIoU of each at stride 64 (``model_card.validation_scores``); and the issue's
+rule: INT8 becomes the CPU default when it loses at most 0.005 mIoU and is at least 1.8x faster.
+
+``--gpu`` measures CPU float32, CUDA float32, CUDA float16 (``roadnet quantize --fp16``) and TensorRT
+(float16 engine): windows/s, km^2/min at 0.5 m and stride 64, the largest difference from the CPU's
+probabilities, validation mIoU of each. It fails when CUDA or TensorRT is not the provider that
+runs; with ``--cpu-only`` every configuration runs on the CPU instead (a dry run of the code path on a
+machine without a GPU). ``scripts/gpu-check.sh`` runs it on a GPU machine.
 """
 
 from __future__ import annotations
@@ -60,6 +72,17 @@ def windows_per_second(predict: Any, batches: list[np.ndarray]) -> float:
     return sum(len(b) for b in batches) / seconds
 
 
+def random_batches(count: int, batch: int, window: int = 256) -> list[np.ndarray]:
+    """``count`` seeded batches of raw 0-255 windows (speed does not depend on the content)."""
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0, 255, (batch, 3, window, window)).astype(np.float32) for _ in range(count)]
+
+
+def km2_per_min(windows_per_s: float, stride: int = 64) -> float:
+    """Scene area per minute at :data:`PIXEL_M` pixels: each window of the grid adds stride^2 pixels."""
+    return windows_per_s * stride**2 * PIXEL_M**2 * 60 / 1e6
+
+
 def compare_runtimes(
     name: str, onnx_path: Path, arch: str, kwargs: dict[str, Any], windows: int, batch: int
 ) -> dict:
@@ -72,9 +95,8 @@ def compare_runtimes(
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    batches = [rng.uniform(0, 255, (batch, 3, 256, 256)).astype(np.float32) for _ in range(windows // batch)]
-    ort_model = load_model(onnx_path, threads=threads)
+    batches = random_batches(windows // batch, batch)
+    ort_model = load_model(onnx_path, threads=threads, variants=False)
     # On a shared machine the load changes by the minute: the matmul reference is taken right beside.
     matmul = matmul_gflops(repeats=3)
     ort_wps = windows_per_second(ort_model.predict, batches)
@@ -103,7 +125,7 @@ def compare_runtimes(
         "ort_gflops_per_s": ort_wps * gflops,
         "matmul_gflops_per_s": matmul,
         "fraction_of_matmul": ort_wps * gflops / matmul,
-        "km2_per_min_stride64": ort_wps * 64**2 * PIXEL_M**2 * 60 / 1e6,
+        "km2_per_min_stride64": km2_per_min(ort_wps),
         "km2_per_min_fast": ort_wps / 16 * 768**2 * PIXEL_M**2 * 60 / 1e6,
     }
 
@@ -201,23 +223,208 @@ def fast_mode(onnx_path: Path, pairs: int) -> dict:
     }
 
 
+def ort_matmul_peaks(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """This machine's matrix-multiply rates in ONNX Runtime's own kernels, G(FL)OP/s, best of ``repeats``:
+    float32 MatMul and uint8 x int8 MatMulInteger (the pair an INT8 QDQ convolution runs on)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    cases = {
+        "fp32": ("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT,
+                 rng.random((n, n), np.float32), rng.random((n, n), np.float32)),
+        "int8": ("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32,
+                 rng.integers(0, 256, (n, n), np.uint8), rng.integers(-128, 128, (n, n), np.int8)),
+    }  # fmt: skip
+    peaks = {}
+    for name, (op, a_type, b_type, c_type, a, b) in cases.items():
+        graph = helper.make_graph(
+            [helper.make_node(op, ["a", "b"], ["c"])],
+            name,
+            [
+                helper.make_tensor_value_info("a", a_type, [n, n]),
+                helper.make_tensor_value_info("b", b_type, [n, n]),
+            ],
+            [helper.make_tensor_value_info("c", c_type, [n, n])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session.run(None, {"a": a, "b": b})
+        best = min(_timed(lambda s=session, a=a, b=b: s.run(None, {"a": a, "b": b})) for _ in range(repeats))
+        peaks[name] = 2 * n**3 / best / 1e9
+    return peaks
+
+
+def _validation_pairs(split: Path, limit: int | None) -> list[Any]:
+    from training.data import find_pairs, load_split
+
+    pairs = {pair.key: pair for pair in find_pairs(DATA)}
+    return [pairs[key] for key in load_split(split)["val"] if key in pairs][:limit]
+
+
+def int8_comparison(model: Path, split: Path, windows: int, batch: int, rounds: int, val_images: int | None,
+                    tmp: Path) -> dict[str, Any]:  # fmt: skip
+    """float32 against INT8 on the CPU: speed on the same windows, share of the matmul peaks, mIoU."""
+    from model_card import validation_scores
+
+    from models.cli import model_cost
+    from training.onnx_metadata import read_metadata
+    from training.quantize import quantize_int8
+    from worker.model import CPU, load_model
+
+    threads = os.cpu_count() or 1
+    started = time.perf_counter()
+    int8 = quantize_int8(model, [DATA], split=split, out=tmp / model.name.replace(".onnx", ".int8.onnx"))
+    quantize_s = time.perf_counter() - started
+    files = {"fp32": model, "int8": int8}
+    loaded = {
+        name: load_model(path, threads=threads, providers=[CPU], variants=False)
+        for name, path in files.items()
+    }
+    batches = random_batches(max(1, windows // batch), batch)
+    peaks = ort_matmul_peaks()
+    # Alternating rounds, so that both see the same load on a shared machine.
+    speeds: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, m in loaded.items():
+            speeds[name].append(windows_per_second(m.predict, batches))
+    after = ort_matmul_peaks()
+    peaks = {name: max(peaks[name], after[name]) for name in peaks}
+    meta = read_metadata(model)
+    _, gflops = model_cost(meta.arch, meta.model_kwargs.get("width", 1.0), 256)
+    pairs = _validation_pairs(split, val_images)
+    report: dict[str, Any] = {
+        "model": str(model), "split": str(split), "threads": threads, "windows": len(batches) * batch,
+        "batch": batch, "rounds": rounds, "quantize_s": round(quantize_s, 1), "gflops_per_window": gflops,
+        "matmul_peaks_gops": peaks, "validation_images": len(pairs),
+    }  # fmt: skip
+    for name, path in files.items():
+        wps = float(np.median(speeds[name]))
+        scores = validation_scores(path, pairs, fast=False, providers=[CPU])
+        report[name] = {
+            "file": path.name, "bytes": path.stat().st_size, "windows_per_s": wps,
+            "rounds_windows_per_s": speeds[name],
+            "gflops_per_s": wps * gflops, "fraction_of_peak": wps * gflops / peaks[name],
+            "fraction_of_fp32_peak": wps * gflops / peaks["fp32"], "km2_per_min_stride64": km2_per_min(wps),
+            "miou": scores["miou"], "datasets": scores["datasets"],
+        }  # fmt: skip
+    speedup = report["int8"]["windows_per_s"] / report["fp32"]["windows_per_s"]
+    loss = report["fp32"]["miou"] - report["int8"]["miou"]
+    report["int8_vs_fp32"] = {
+        "speedup": speedup,
+        "miou_loss": loss,
+        "rule": "INT8 is the CPU default if it loses at most 0.005 mIoU at stride 64 and is >= 1.8x faster",
+        "ship_int8": bool(loss <= 0.005 and speedup >= 1.8),
+    }
+    return report
+
+
+#: The GPU comparison: name, which file (the float32 model or its float16 copy), providers in order.
+GPU_CONFIGS = (
+    ("CPU fp32", "fp32", ("CPUExecutionProvider",)),
+    ("CUDA fp32", "fp32", ("CUDAExecutionProvider", "CPUExecutionProvider")),
+    ("CUDA fp16", "fp16", ("CUDAExecutionProvider", "CPUExecutionProvider")),
+    ("TensorRT fp16", "fp32", ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")),
+)
+
+
+def gpu_comparison(model: Path, split: Path, seconds: float, val_images: int | None, cpu_only: bool,
+                   tmp: Path) -> dict[str, Any]:  # fmt: skip
+    """CPU against CUDA fp32, CUDA fp16 and TensorRT: speed, km^2/min, agreement with the CPU, mIoU.
+
+    Each configuration runs batches for at least ``seconds`` (after a warm-up that builds TensorRT's
+    engine or fills its cache). Raises when a GPU configuration does not run on its provider."""
+    import onnxruntime as ort
+    from model_card import validation_scores
+
+    from training.quantize import convert_fp16
+    from worker.model import load_model
+
+    files = {"fp32": model, "fp16": convert_fp16(model, out=tmp / model.name.replace(".onnx", ".fp16.onnx"))}
+    pairs = _validation_pairs(split, val_images)
+    reference: np.ndarray | None = None
+    results = []
+    for name, variant, wanted in GPU_CONFIGS:
+        providers = ("CPUExecutionProvider",) if cpu_only else wanted
+        started = time.perf_counter()
+        loaded = load_model(files[variant], providers=providers, variants=False)
+        if loaded.provider != providers[0]:
+            raise RuntimeError(f"{name}: asked for {providers[0]}, ONNX Runtime runs {loaded.provider}")
+        batch = 16 if loaded.device is None else loaded.batch_size(256)
+        (probe,) = random_batches(1, batch)
+        first = loaded.predict(probe)  # warm-up: TensorRT builds its engine here
+        load_s = time.perf_counter() - started
+        reference = first if reference is None else reference
+        count, spent = 0, 0.0
+        while spent < seconds or count < 3 * batch:
+            spent += _timed(lambda m=loaded, b=probe: m.predict(b))
+            count += batch
+        wps = count / spent
+        scores = validation_scores(files[variant], pairs, fast=False, providers=providers, batch_size=batch)
+        results.append({
+            "config": name, "file": files[variant].name, "provider": loaded.provider,
+            "session_providers": loaded.session.get_providers(), "batch": batch, "load_and_warmup_s": load_s,
+            "windows_per_s": wps, "km2_per_min_stride64": km2_per_min(wps),
+            "max_abs_diff_vs_cpu": float(np.abs(first - reference).max()), "miou": scores["miou"],
+            "datasets": scores["datasets"],
+        })  # fmt: skip
+    return {
+        "model": str(model), "cpu_only_dry_run": cpu_only, "onnxruntime": ort.__version__,
+        "available_providers": ort.get_available_providers(), "cpus": os.cpu_count(),
+        "validation_images": len(pairs), "configs": results,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model", type=Path, help="ONNX model (default: the shipped model, else a tiny RISNet)"
     )
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "bench_inference.json")
+    parser.add_argument("--json", type=Path, help="output (default: benchmarks/results/bench_<mode>.json)")
     parser.add_argument("--pairs", type=int, default=3, help="DeepGlobe pairs for the fast-mode comparison")
     parser.add_argument(
         "--full-scene", action="store_true", help="also a whole 20 000 x 20 000 scene in fast mode (long)"
     )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--int8", action="store_true", help="float32 against INT8 on the CPU (see above)")
+    mode.add_argument("--gpu", action="store_true", help="CPU, CUDA fp32 and fp16, TensorRT (see above)")
+    parser.add_argument("--cpu-only", action="store_true", help="--gpu with every configuration on the CPU")
+    parser.add_argument("--split", type=Path, help="split.json (default: beside the model)")
+    parser.add_argument("--val-images", type=int, help="score only the first N validation images")
+    parser.add_argument("--windows", type=int, default=32, help="--int8: windows per timed round")
+    parser.add_argument("--batch", type=int, default=16, help="--int8: windows per batch")
+    parser.add_argument("--rounds", type=int, default=3, help="--int8: alternating timed rounds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="--gpu: timed seconds per configuration")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:
-        report = run(args, Path(tmp))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    _print(report)
-    print(f"saved {args.json}")
+        if args.int8 or args.gpu:
+            from worker.model import default_model_path
+
+            model = (args.model or default_model_path()).resolve()
+            split = args.split or model.with_name("split.json")
+            report = (
+                int8_comparison(
+                    model, split, args.windows, args.batch, args.rounds, args.val_images, Path(tmp)
+                )
+                if args.int8
+                else gpu_comparison(model, split, args.seconds, args.val_images, args.cpu_only, Path(tmp))
+            )
+            default_json = "bench_int8.json" if args.int8 else "bench_gpu.json"
+        else:
+            report = run(args, Path(tmp))
+            default_json = "bench_inference.json"
+    out = args.json or REPO / "benchmarks" / "results" / default_json
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.int8:
+        _print_int8(report)
+    elif args.gpu:
+        _print_gpu(report)
+    else:
+        _print(report)
+    print(f"saved {out}")
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -290,6 +497,41 @@ def _print(report: dict) -> None:
         f"{f['iou_stride64']:.3f} ({f['iou_points_lost']:+.1f} points lost), masks agree at IoU "
         f"{f['iou_fast_vs_stride64_masks']:.3f}, {f['speedup']:.1f}x faster"
     )
+
+
+def _print_int8(report: dict) -> None:
+    peaks = report["matmul_peaks_gops"]
+    print(
+        f"{report['threads']} threads, {report['windows']} windows x {report['rounds']} rounds; ONNX Runtime "
+        f"matmul peaks: fp32 {peaks['fp32']:.0f} GFLOP/s, int8 {peaks['int8']:.0f} GOP/s"
+    )
+    print(
+        "{:<6}{:>10}{:>9}{:>9}{:>10}{:>9}{:>8}".format(
+            "", "win/s", "GOP/s", "of peak", "of fp32pk", "km2/min", "mIoU"
+        )
+    )
+    for name in ("fp32", "int8"):
+        r = report[name]
+        print(
+            f"{name:<6}{r['windows_per_s']:>10.2f}{r['gflops_per_s']:>9.1f}{r['fraction_of_peak']:>9.0%}"
+            f"{r['fraction_of_fp32_peak']:>10.0%}{r['km2_per_min_stride64']:>9.3f}{r['miou']:>8.4f}"
+        )
+    d = report["int8_vs_fp32"]
+    verdict = "ship INT8 as the CPU default" if d["ship_int8"] else "keep fp32 on the CPU"
+    images = report["validation_images"]
+    print(f"INT8: {d['speedup']:.2f}x, mIoU {-d['miou_loss']:+.4f} over {images} images: {verdict}")
+
+
+def _print_gpu(report: dict) -> None:
+    dry = " (dry run: all on the CPU)" if report["cpu_only_dry_run"] else ""
+    print(f"onnxruntime {report['onnxruntime']}, {report['validation_images']} validation images{dry}")
+    print("{:<15}{:<28}{:>6}{:>10}{:>9}{:>11}{:>8}".format(
+        "config", "provider", "batch", "win/s", "km2/min", "max|dp|", "mIoU"))  # fmt: skip
+    for r in report["configs"]:
+        print(
+            f"{r['config']:<15}{r['provider']:<28}{r['batch']:>6}{r['windows_per_s']:>10.1f}"
+            f"{r['km2_per_min_stride64']:>9.2f}{r['max_abs_diff_vs_cpu']:>11.2e}{r['miou']:>8.4f}"
+        )
 
 
 if __name__ == "__main__":

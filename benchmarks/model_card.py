@@ -20,6 +20,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,24 @@ EXAMPLES = (
 PANEL = 512  # pixels a side of each panel in the example images
 
 
-def validation_scores(model: Path, pairs: list[Pair], fast: bool) -> dict[str, Any]:
-    """mIoU per dataset of ``model`` on ``pairs``, at the model's window and stride or in fast mode."""
-    predict, metadata = onnx_predictor(model)
+def validation_scores(
+    model: Path,
+    pairs: list[Pair],
+    fast: bool,
+    *,
+    providers: Sequence[str] | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """mIoU per dataset of ``model`` on ``pairs``, at the model's window and stride or in fast mode,
+    run by ``providers`` (default: the worker's choice) in batches of ``batch_size`` windows."""
+    predict, metadata = onnx_predictor(model, providers=providers)
     window, stride = (1024, 768) if fast else (metadata.window, metadata.stride)
     scores = score_images(
         predict,
         ((pair.key, *pair.load()) for pair in pairs),
         window=window,
         stride=stride,
-        batch_size=16 if not fast else 1,
+        batch_size=batch_size or (16 if not fast else 1),
         threshold=metadata.threshold,
     )
     summary = scores.summary()

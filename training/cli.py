@@ -1,4 +1,4 @@
-"""``roadnet train``, ``roadnet export`` and ``roadnet evaluate``. torch is imported inside the commands."""
+"""``roadnet train``, ``export``, ``quantize`` and ``evaluate``. torch is imported inside the commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from roadnet.errors import InputError, MissingDependencyError
+from roadnet.errors import MissingDependencyError
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -69,6 +69,34 @@ def export_command(runs: tuple[Path, ...], out: Path, ensemble: str | None) -> N
     click.echo(f"wrote {path} ({metadata.arch}, {metadata.provenance['ensemble']})")
 
 
+@click.command("quantize")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--int8", "int8", is_flag=True, help="Write M.int8.onnx, for CPUs (needs --data).")
+@click.option("--fp16", "fp16", is_flag=True, help="Write M.fp16.onnx, for CUDA GPUs.")
+@click.option("--data", "data", multiple=True, type=_DIR, help="Folder of labelled pairs (calibration).")
+@click.option(
+    "--split",
+    "split_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Calibrate on this split's training images (default: split.json beside MODEL, else all).",
+)
+def quantize_command(
+    model: Path, int8: bool, fp16: bool, data: tuple[Path, ...], split_path: Path | None
+) -> None:
+    """Write faster copies of MODEL beside it, which the worker then picks by itself: M.int8.onnx on CPU
+    (static INT8, calibrated on training patches), M.fp16.onnx on CUDA. The metadata is kept."""
+    from training.quantize import convert_fp16, quantize_int8
+
+    if not (int8 or fp16):
+        raise click.UsageError("say which copy to write: --int8, --fp16 or both")
+    if int8:
+        if not data:
+            raise click.UsageError("--int8 calibrates on training images: give --data")
+        click.echo(f"wrote {quantize_int8(model, list(data), split=split_path)}")
+    if fp16:
+        click.echo(f"wrote {convert_fp16(model)}")
+
+
 @click.command("evaluate")
 @click.option(
     "--model",
@@ -97,8 +125,7 @@ def evaluate_command(
     as_json: bool,
 ) -> None:
     """mIoU (per image, averaged), pooled IoU, precision and recall per dataset."""
-    from training.data import find_pairs, load_split
-    from training.evaluate import mean_predictor, onnx_predictor, per_dataset, score_images
+    from training.evaluate import mean_predictor, onnx_predictor, pairs_of_split, per_dataset, score_images
 
     predictors, metadatas = [], []
     for path in models:
@@ -113,12 +140,7 @@ def evaluate_command(
             predict = torch_predictor(model)
         predictors.append(predict)
         metadatas.append(metadata)
-    pairs = find_pairs(*data)
-    if split_path is not None:
-        wanted = set(load_split(split_path)["val"])
-        pairs = [pair for pair in pairs if pair.key in wanted]
-        if not pairs:
-            raise InputError(f"none of the validation images of {split_path} is under --data")
+    pairs = pairs_of_split(list(data), split_path, "val")
     first = metadatas[0]
     scores = score_images(
         mean_predictor(predictors),

@@ -8,7 +8,7 @@ measure the same thing the worker serves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from roadnet.errors import InputError
 from roadnet.model_metadata import ModelMetadata
+from training.data import Pair, find_pairs, load_split
 from training.metrics import Scores
 from worker.sliding_window import PredictFn, predict_array
 
@@ -32,11 +34,15 @@ def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> Pre
     return predict
 
 
-def onnx_predictor(path: Path, threads: int = 0) -> tuple[PredictFn, ModelMetadata]:
-    """An exported model as a predict fn, with its roadnet metadata, loaded as the worker loads it."""
+def onnx_predictor(
+    path: Path, threads: int = 0, providers: Sequence[str] | None = None
+) -> tuple[PredictFn, ModelMetadata]:
+    """An exported model as a predict fn, with its roadnet metadata, loaded as the worker loads it
+    (``providers``: the worker's choice when None), but this very file, never a sibling the worker
+    would pick (``M.int8.onnx`` on CPU): evaluating a file scores that file."""
     from worker.model import load_model
 
-    model = load_model(path, threads=threads)
+    model = load_model(path, threads=threads, providers=providers, variants=False)
     return model.predict, model.metadata
 
 
@@ -67,6 +73,18 @@ def score_images(
         if on_image is not None:
             on_image(key, prob, mask)
     return scores
+
+
+def pairs_of_split(data: list[Path], split: Path | None, part: str) -> list[Pair]:
+    """The labelled pairs under ``data`` that are in ``part`` (``train`` or ``val``) of ``split`` (every
+    pair when ``split`` is None); none is an :class:`InputError`."""
+    pairs = find_pairs(*data)
+    if split is not None:
+        wanted = set(load_split(split)[part])
+        pairs = [pair for pair in pairs if pair.key in wanted]
+    if not pairs:
+        raise InputError(f"none of the {part} images of {split} is under {', '.join(map(str, data))}")
+    return pairs
 
 
 def per_dataset(scores: Scores) -> dict[str, dict[str, float]]:

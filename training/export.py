@@ -13,13 +13,13 @@ import copy
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
 
 from roadnet.errors import ModelError
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from training.onnx_metadata import write_metadata
 
 OPSET = 17
 # float32 convolutions in two runtimes differ by ~1e-6; a real mismatch (wrong op, baked shape) is far
@@ -67,12 +67,7 @@ def export_onnx(
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and keeps H, W symbolic
         )
-    proto = onnx.load(str(path))
-    del proto.metadata_props[:]
-    for key, value in metadata.to_props().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
+    write_metadata(path, metadata)
     _check_against_torch(wrapped, path, check_size)
     return path
 

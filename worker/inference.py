@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 NODATA = 255
 #: Probabilities are stored as round(p * 254), leaving 255 for no data.
 PROBABILITY_SCALE = 254
-#: Pixels per batch when the batch size is not given: 16 windows of 256 x 256, as in the paper.
-BATCH_PIXELS = 16 * 256 * 256
 #: Fast mode: larger windows at a stride of three quarters of the window (the network is fully convolutional),
 #: about (256 / 64)^2 / (1024 / 768)^2 = 9 times fewer pixels through the network than the paper's.
 FAST_WINDOW = 1024
@@ -48,7 +46,8 @@ FAST_STRIDE = 768
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """How to run the sliding window; None takes the model's metadata (or, for the batch, a pixel budget)."""
+    """How to run the sliding window; None takes the model's metadata (or, for the batch, the model's
+    :meth:`~worker.model.RoadModel.batch_size`)."""
 
     window: int | None = None
     stride: int | None = None
@@ -90,7 +89,7 @@ def resolve_options(options: InferenceOptions, model: RoadModel) -> InferenceOpt
     meta = model.metadata
     window = options.window or (FAST_WINDOW if options.fast else meta.window)
     stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
-    batch = options.batch_size or max(1, BATCH_PIXELS // (window * window))
+    batch = options.batch_size or model.batch_size(window)
     threshold = meta.threshold if options.threshold is None else options.threshold
     if stride > window:
         raise InputError(
