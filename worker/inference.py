@@ -30,7 +30,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from roadnet.errors import InputError
-from worker.model import RoadModel, load_model
+from roadnet.model_metadata import ModelMetadata
+from worker.model import load_model
 from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
 from worker.sliding_window import predict_rows, window_starts
 
@@ -89,10 +90,9 @@ def scene_windows(height: int, width: int, window: int, stride: int) -> int:
     return len(window_starts(height, window, stride)) * len(window_starts(width, window, stride))
 
 
-def resolve_options(options: InferenceOptions, model: RoadModel) -> InferenceOptions:
+def resolve_options(options: InferenceOptions, meta: ModelMetadata) -> InferenceOptions:
     """Fill the options' blanks from the model's metadata and fast mode; a stride over the window is an
-    :class:`InputError`."""
-    meta = model.metadata
+    :class:`InputError`. The service calls it too, to refuse at upload what the worker would refuse."""
     window = options.window or (FAST_WINDOW if options.fast else meta.window)
     stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
     batch = options.batch_size or max(1, BATCH_PIXELS // (window * window))
@@ -183,7 +183,7 @@ def predict_scene(
     """
     started = time.monotonic()
     model = load_model(model_path)
-    opts = resolve_options(options or InferenceOptions(), model)
+    opts = resolve_options(options or InferenceOptions(), model.metadata)
     assert opts.window and opts.stride and opts.batch_size and opts.threshold is not None
     info = inspect_scene(
         Path(scene),

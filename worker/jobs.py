@@ -23,6 +23,7 @@ changes them, which is what makes a redelivered or duplicated task harmless.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -40,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from roadnet.errors import NotFoundError
+from roadnet.errors import NotFoundError, StorageFullError, StorageReadOnlyError, redact_paths
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,26 @@ class JobEnded(Exception):
     """Raised into a running pipeline when its job was dismissed or removed meanwhile: stop quietly."""
 
 
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a full or read-only data directory into :class:`StorageFullError` or
+    :class:`StorageReadOnlyError`, whose messages name no path."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(
+                "the service's storage is full, so nothing was stored; try again later, and tell the "
+                "service's operator if it lasts"
+            ) from exc
+        if exc.errno == errno.EROFS:
+            raise StorageReadOnlyError(
+                "the service's storage is read-only, so nothing was stored or deleted; tell the service's "
+                "operator"
+            ) from exc
+        raise
+
+
 class JobStore:
     """Job records and files under ``<data_dir>/jobs``; safe to use from many processes at once."""
 
@@ -215,8 +236,12 @@ class JobStore:
     def _write(self, folder: Path, record: JobRecord) -> None:
         record.updated = utcnow()
         tmp = folder / f".{RECORD}.{secrets.token_hex(4)}"
-        tmp.write_text(record.model_dump_json(indent=1))
-        os.replace(tmp, folder / RECORD)
+        try:
+            tmp.write_text(record.model_dump_json(indent=1))
+            os.replace(tmp, folder / RECORD)
+        except BaseException:  # a full disk: no half-written record is left beside the last good one
+            tmp.unlink(missing_ok=True)
+            raise
 
     @contextmanager
     def _locked(self, job_id: str) -> Iterator[tuple[Path, JobRecord]]:
@@ -243,12 +268,13 @@ class JobStore:
         scene: Mapping[str, Any],
         bbox: list[float] | None = None,
     ) -> JobRecord:
-        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
+        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input.
+
+        All or nothing: when the data directory is full or read-only (:func:`storage_errors`), the job's
+        folder is removed again and ``upload`` stays where it was.
+        """
         job_id = secrets.token_urlsafe(16)
         folder = self.folder(job_id)
-        folder.mkdir()
-        (folder / ".lock").touch()
-        os.replace(upload, folder / INPUT)
         now = utcnow()
         record = JobRecord(
             id=job_id,
@@ -261,8 +287,20 @@ class JobStore:
             scene=dict(scene),
             bbox=bbox,
         )
-        self._write(folder, record)
+        with storage_errors():
+            try:
+                folder.mkdir()
+                (folder / ".lock").touch()
+                self._write(folder, record)  # before the move, which then cannot fail for space
+                os.replace(upload, folder / INPUT)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return record
+
+    def remove(self, job_id: str) -> None:
+        """Remove a job and its files at once (a job that could not be queued)."""
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
     def get(self, job_id: str) -> JobRecord:
         """The record; :class:`NotFoundError` when there is none."""
@@ -280,6 +318,14 @@ class JobStore:
         records = [r for r in self._records() if owner is None or r.owner == owner]
         records.sort(key=lambda r: r.created, reverse=True)
         return records[offset : offset + limit], len(records)
+
+    def count_active(self, owner: str | None) -> int:
+        """How many ``accepted`` or ``running`` jobs ``owner`` has (every owner's when None)."""
+        return sum(
+            1
+            for r in self._records()
+            if r.status in (JobStatus.accepted, JobStatus.running) and (owner is None or r.owner == owner)
+        )
 
     def ids(self, statuses: frozenset[JobStatus] | set[JobStatus]) -> list[str]:
         """Ids of every job in one of ``statuses``, oldest first."""
@@ -353,7 +399,7 @@ class JobStore:
                     return
                 record.status = JobStatus.failed
                 record.finished = utcnow()
-                record.message = message
+                record.message = redact_paths(message)
                 self._write(folder, record)
         except NotFoundError:
             log.info("job %s was removed before it could be marked failed", job_id)
@@ -364,7 +410,7 @@ class JobStore:
         The record stays until the cleanup removes it, so a worker still running the job sees the
         dismissal at its next progress report and stops.
         """
-        with self._locked(job_id) as (folder, record):
+        with storage_errors(), self._locked(job_id) as (folder, record):
             if record.status is not JobStatus.dismissed:
                 record.status = JobStatus.dismissed
                 record.finished = utcnow()
