@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -202,6 +203,41 @@ def test_nan_and_inf_pixels_are_no_data_and_do_not_blank_the_scene(
     with rasterio.open(prediction.mask) as mask:
         assert np.array_equal(mask.read(1) == 255, bad)
     assert math.isfinite(prediction.road_fraction)
+
+
+# ---- listing through the index ----
+
+
+def test_listing_reads_only_the_callers_records_through_an_index_in_step_with_them(
+    data_dir: Path, spacenet_scene: Path
+) -> None:
+    store = JobStore(data_dir)
+
+    def create(owner: str) -> str:
+        scene = store.new_upload_path()
+        scene.write_bytes(b"scene")
+        return store.create(scene, owner=owner, filename="s.tif", options={}, scene={}).id
+
+    ids = {owner: [create(owner) for _ in range(3)] for owner in ("a", "b")}
+    # A record that cannot be read at all: listing or counting a's jobs never touches b's records.
+    record = store.folder(ids["b"][0]) / "job.json"
+    saved = record.read_bytes()
+    record.unlink()
+    record.mkdir()
+    records, total = store.page("a", limit=2, offset=1)
+    assert [r.id for r in records] == ids["a"][::-1][1:3] and total == 3
+    assert store.count_active("a") == 3
+    record.rmdir()
+    record.write_bytes(saved)
+
+    store.dismiss(ids["a"][0])
+    assert store.count_active("a") == 2
+    store.remove_expired(timedelta(0))
+    assert store.page("a", limit=10)[1] == 2
+    # A data directory without an index (older roadnet, or the index lost) gets one from the records.
+    (data_dir / "index.sqlite").unlink()
+    rebuilt = JobStore(data_dir)
+    assert [r.id for r in rebuilt.page(None, limit=10)[0]] == [*ids["b"][::-1], *ids["a"][:0:-1]]
 
 
 # ---- nothing leaks: paths, addresses, keys ----
@@ -437,3 +473,24 @@ def test_a_redis_outage_while_two_jobs_run_changes_nothing(
     finally:
         redis.kill()
         redis.wait()
+
+
+@pytest.mark.slow
+def test_embedded_a_job_whose_pool_process_died_runs_again_without_a_restart(
+    tmp_path: Path, tiny_onnx_model: Path, spacenet_scene: Path
+) -> None:
+    env = {"ROADNET_MODEL_PATH": str(tiny_onnx_model), "ROADNET_ORT_INTRA_OP_THREADS": "1"}
+    with deployment(tmp_path / "data", env) as embedded:
+        embedded.serve()
+        embedded.wait_healthy()
+        job_id = embedded.submit(spacenet_scene, stride=16)
+        wait_for(lambda: embedded.record(job_id)["progress"] > 0, 90, "the job to run")
+        (beat,) = (embedded.data_dir / "workers").glob("*.json")
+        worker_pid = json.loads(beat.read_text())["pid"]  # the worker's main process; its pool are children
+        pool = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
+        for pid in pool:
+            os.kill(int(pid), 9)
+        status = embedded.wait_status(job_id, {"successful", "failed"}, 180)
+        assert status["status"] == "successful", status
+        assert embedded.record(job_id)["attempts"] == 2
+        assert json.loads(beat.read_text())["pid"] == worker_pid  # the same worker: no restart needed
