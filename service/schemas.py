@@ -96,10 +96,10 @@ class ProcessesPublic(BaseModel):
 
 
 class CheckPublic(BaseModel):
-    """One part of the service and whether it works; the detail only for a caller with a key."""
+    """One part of the service and whether it works."""
 
     ok: bool
-    detail: str | None = None
+    detail: str
 
 
 class HealthPublic(BaseModel):
