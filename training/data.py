@@ -400,7 +400,6 @@ class PatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.scale, self.min_valid = scale, min_valid
         self.loaded = [pair.load() for pair in pairs] if preload else None
         shapes = [image.shape[:2] for image, _ in self.loaded] if self.loaded else [p.shape() for p in pairs]
-        self.shapes = shapes
         self.samples = samples or sum(len(patch_origins(h, w, size)) for h, w in shapes)
         weights = set_weights or {}
         self.sets = sorted({pair.dataset for pair in pairs})
