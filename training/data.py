@@ -59,24 +59,23 @@ WHITE_FILL_MIN_PX = 10_000  # 100 m x 100 m at Massachusetts' 1 m: far larger th
 @dataclass(frozen=True)
 class DatasetInfo:
     """What one labelled set is: its label rule (for the ``tiles/`` layout), ground resolution in
-    metres per pixel (as its sources state it; approximate where they vary), whether it is satellite
-    imagery, and whether its white fill is no data."""
+    metres per pixel (as its sources state it; approximate where they vary), and whether its white
+    fill is no data."""
 
     rule: str
     gsd_m: float
-    satellite: bool
     white_fill_nodata: bool = False
 
 
 # One place for every set's label rule and resolution. Folder names map to dataset names via FOLDERS.
 DATASETS: dict[str, DatasetInfo] = {
-    "deepglobe": DatasetInfo("rgb-mean>=128", 0.5, satellite=True),
-    "spacenet": DatasetInfo("centrelines", 0.3, satellite=True),
-    "massachusetts": DatasetInfo("grey>=128", 1.0, satellite=False, white_fill_nodata=True),
-    "epfl": DatasetInfo("grey>=128", 0.3, satellite=False),
-    "cil": DatasetInfo("grey>=128", 0.45, satellite=False),
-    "ottawa": DatasetInfo("non-black", 0.21, satellite=False),
-    "rural_china": DatasetInfo("rgb-mean>=128", 0.5, satellite=False),
+    "deepglobe": DatasetInfo("rgb-mean>=128", 0.5),
+    "spacenet": DatasetInfo("centrelines", 0.3),
+    "massachusetts": DatasetInfo("grey>=128", 1.0, white_fill_nodata=True),
+    "epfl": DatasetInfo("grey>=128", 0.3),
+    "cil": DatasetInfo("grey>=128", 0.45),
+    "ottawa": DatasetInfo("non-black", 0.21),
+    "rural_china": DatasetInfo("rgb-mean>=128", 0.5),
 }
 FOLDERS = {
     "cil2022": "cil",
