@@ -6,8 +6,16 @@ OUT gets ``run/`` (the training run: split, metrics, curves, checkpoints), ``mod
 configured ensemble, exported and checked against PyTorch), ``scores.json`` (validation mIoU per set at
 the model's stride 64, through the worker's ONNX Runtime sliding window), and copies of the small files
 a device lease brings back (``metrics.jsonl``, ``curves.png``, ``final.json``, ``split.json``).
-Imports only the training side (no service), so a machine with PyTorch needs just the project's pure
-readers (rasterio, shapely, pydantic-settings) besides. Tested on the CPU with the smoke config
+Imports only the training side (no service): PyTorch, NumPy, Pillow, PyYAML, ONNX, ONNX Runtime and
+tqdm, all on the lent GPU machines' image. The raw data (205 MB, and SpaceNet's needs rasterio) cannot
+travel with a lease (64 MiB), a pack of it can (``training/pack.py``: 34 MiB)::
+
+    python -m training.pack ../shared/data .gpu-data && echo /.gpu-data/ >> .git/info/exclude
+    # device run, carry [".gpu-data"]:
+    python3 scripts/gpu_train.py /tmp/g --data .gpu-data && cp /tmp/g/*.* $OUT/
+
+Its ``scores.json`` is measured on the pack (JPEG images); score the model on the raw data here
+(``roadnet evaluate``) before shipping it. Tested on the CPU with the smoke config
 (``tests/test_training.py``).
 """
 

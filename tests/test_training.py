@@ -36,6 +36,7 @@ from training.data import (
 from training.ensemble import MeanOfModels, average_weights, ema_model, recompute_bn
 from training.export import export_onnx
 from training.metrics import IGNORE, Scores, ThresholdSweep, bce_loss, soft_dice_loss
+from training.pack import pack_pairs
 from training.schedule import PlateauState, is_snapshot_epoch, learning_rate, plateau_step
 from training.warm_start import onnx_normalisation, warm_start
 
@@ -150,6 +151,18 @@ def test_spacenet_centrelines_rasterise_near_the_solaris_mask(shared_data: Path)
     )
     (_, a), (_, b) = ours.load(), theirs.load()
     assert (a & b).sum() / (a | b).sum() > 0.4
+
+
+def test_a_pack_reads_back_as_the_same_pairs_with_the_same_masks(shared_data: Path, tmp_path: Path) -> None:
+    sources = [shared_data / "spacenet", shared_data / "rural_roads_china"]
+    counts = pack_pairs(sources, tmp_path / "pack")
+    originals, packed = find_pairs(*sources), find_pairs(tmp_path / "pack")
+    assert counts == {"spacenet": 3, "rural_china": 4}
+    assert [pair.key for pair in packed] == [pair.key for pair in originals]
+    for original, copy in zip(originals, packed, strict=True):
+        (image, mask), (image_copy, mask_copy) = original.load(), copy.load()
+        assert np.array_equal(mask_copy, mask)  # roads, background and no data, exactly
+        assert np.abs(image_copy.astype(int) - image).mean() < 4  # JPEG, not the original bytes
 
 
 def test_split_is_by_image_per_dataset_and_fixed_by_seed(shared_data: Path) -> None:
@@ -493,16 +506,18 @@ def test_warm_start_rebuilds_an_exported_model(tmp_path: Path) -> None:
 def test_gpu_train_script_runs_the_whole_chain_with_the_smoke_config(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    # What a GPU lease runs, on the CPU: mixed precision and channels-last on, as gpu.yaml has them.
+    # What a GPU lease runs, on the CPU: from a pack of the data, mixed precision and channels-last on,
+    # as gpu.yaml has them.
+    pack_pairs([shared_data / "deepglobe" / "pairs"], tmp_path / "pack")
     script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_train.py"
-    command = [sys.executable, str(script), str(tmp_path), "--config", str(SMOKE)]
-    command += ["--data", str(shared_data / "deepglobe" / "pairs"), "--set", "amp=true"]
+    command = [sys.executable, str(script), str(tmp_path / "out"), "--config", str(SMOKE)]
+    command += ["--data", str(tmp_path / "pack"), "--set", "amp=true"]
     command += ["--set", "channels_last=true", "--set", "min_val=2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((tmp_path / "scores.json").read_text())
+    report = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert report["stride"] == 64 and report["images"] == 2 and 0 <= report["miou"] <= 1
     assert set(report["table1"]) == {"single", "ema", "swa", "swa_ema"}
     assert report["datasets"]["deepglobe"]["images"] == 2
     for name in ("model.onnx", "metrics.jsonl", "curves.png", "final.json", "split.json"):
-        assert (tmp_path / name).stat().st_size > 0
+        assert (tmp_path / "out" / name).stat().st_size > 0

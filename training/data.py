@@ -98,6 +98,10 @@ def training_gsd(config: TrainConfig) -> float:
     return round(mean_gsd * math.sqrt(low * high), 3)
 
 
+# A packed copy of the data (training.pack): one folder per set under a folder holding this index.
+PACK_INDEX = "PACK.json"
+PACKED_MASK = ".mask.png"
+
 # SpaceNet 3's own masks (apls create_masks) buffer centrelines by 2 m each side: a 4 m road, about
 # 13 px at 0.3 m, close to the width of DeepGlobe's hand-drawn roads in metres.
 SPACENET_HALF_WIDTH_M = 2.0
@@ -203,6 +207,11 @@ def _raster_threshold(label: Path, _image: Path) -> np.ndarray:
         return np.asarray(src.read(1) >= 128)
 
 
+def _packed(label: Path, _image: Path) -> np.ndarray:
+    """A mask written by :func:`training.pack.pack_pairs`: the values of :meth:`Pair.load` as they are."""
+    return np.asarray(Image.open(label))
+
+
 def _centrelines(label: Path, image: Path) -> np.ndarray:
     """Rasterise GeoJSON centrelines buffered by :data:`SPACENET_HALF_WIDTH_M` on the image's grid."""
     import rasterio
@@ -243,11 +252,17 @@ _LABEL_RULES = {
     "red": _red,
     "raster>=128": _raster_threshold,
     "centrelines": _centrelines,
+    "packed": _packed,
 }
 
 
 def _pairs_in_folder(folder: Path) -> Iterator[Pair]:
     """The pairs whose image lies directly in ``folder`` (plus EPFL's images/ + groundtruth/)."""
+    if (folder.parent / PACK_INDEX).is_file():
+        for path in sorted(folder.glob(f"*{PACKED_MASK}")):
+            ident = path.name.removesuffix(PACKED_MASK)
+            yield Pair(folder.name, ident, folder / f"{ident}.jpg", path, "packed")
+        return
     files = {p.name: p for p in folder.iterdir() if p.is_file()}
     for name, path in sorted(files.items()):
         stem = path.stem
