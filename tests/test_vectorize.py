@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
+import pyogrio
+import pyogrio.raw
 import pytest
 import rasterio
 import rasterio.features
 import rasterio.warp
 import shapely
 from click.testing import CliRunner
+from osgeo_utils.samples import validate_gpkg
 from pyproj import Geod, Transformer
 from rasterio.transform import from_origin
 
 from roadnet.cli import cli
-from roadnet.errors import InputError
+from roadnet.errors import InputError, MissingDependencyError
 from worker.apls import apls_of_lines, read_lines
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
@@ -275,20 +278,42 @@ def test_cli_vectorize_then_score_graph(shared_data: Path, tmp_path: Path) -> No
 
 
 def test_geopackage_holds_the_same_roads(shared_data: Path, tmp_path: Path) -> None:
+    """Checked by GDAL: its own GeoPackage validator, and OGR (through pyogrio) reading the layer back."""
     mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
     geojson = vectorize_mask(mask, tmp_path / "roads.geojson")
     gpkg = vectorize_mask(mask, tmp_path / "roads.gpkg")
 
-    db = sqlite3.connect(gpkg.out)
-    assert db.execute("PRAGMA application_id").fetchone() == (0x47504B47,)
-    assert db.execute("SELECT table_name, srs_id FROM gpkg_geometry_columns").fetchall() == [("roads", 4326)]
-    rows = db.execute("SELECT geom, length_m, start_node, end_node FROM roads ORDER BY fid").fetchall()
-    db.close()
+    assert validate_gpkg.check(str(gpkg.out), warning_as_error=True, extra_checks=True) == []
+    info = pyogrio.read_info(gpkg.out)
+    assert (info["layer_name"], info["crs"], info["geometry_type"]) == ("roads", "EPSG:4326", "LineString")
+    meta, _, geometry, columns = pyogrio.raw.read(gpkg.out)
+    table = dict(zip(meta["fields"], columns, strict=True))
     features = load(geojson.out)["features"]
-    assert gpkg.segments == len(rows) == len(features)
-    for (blob, length, start, end), feature in zip(rows, features, strict=True):
-        assert blob[:2] == b"GP"
-        line = shapely.from_wkb(blob[8 + 32 :])  # header: magic, version, flags, srs id, xy envelope
+    assert gpkg.segments == len(geometry) == len(features) > 0
+    for i, feature in enumerate(features):
+        line = shapely.from_wkb(geometry[i])
         assert list(line.coords) == [tuple(c) for c in feature["geometry"]["coordinates"]]
         props = feature["properties"]
-        assert (length, start, end) == (props["length_m"], props["start_node"], props["end_node"])
+        stored = (table["length_m"][i], table["start_node"][i], table["end_node"][i])
+        assert stored == (props["length_m"], props["start_node"], props["end_node"])
+    assert np.isnan(table["confidence"]).all()  # no probability raster: NULL
+
+
+def test_geopackage_of_pixel_coordinates(write_geotiff, tmp_path: Path) -> None:
+    mask = np.zeros((200, 300), np.uint8)
+    mask[98:103, 20:280] = 1
+    path = write_geotiff(mask, "mask.tif", crs=None)
+    out = vectorize_mask(path, tmp_path / "roads.gpkg").out
+    assert validate_gpkg.check(str(out), warning_as_error=True, extra_checks=True) == []
+    meta, _, geometry, columns = pyogrio.raw.read(out)
+    assert meta["crs"] is None and len(geometry) == 1
+    assert np.isnan(dict(zip(meta["fields"], columns, strict=True))["length_m"]).all()  # no CRS: NULL
+
+
+def test_geopackage_without_pyogrio_names_the_extra(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyogrio.raw", None)  # import fails as if it were not installed
+    mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
+    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'roadnet[gpkg]'")):
+        vectorize_mask(mask, tmp_path / "roads.gpkg")
