@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pyogrio
 import pyogrio.raw
@@ -19,10 +20,13 @@ from click.testing import CliRunner
 from osgeo_utils.samples import validate_gpkg
 from pyproj import Geod, Transformer
 from rasterio.transform import from_origin
+from skan import Skeleton, summarize
+from skimage.morphology import skeletonize
 
 from roadnet.cli import cli
 from roadnet.errors import InputError, MissingDependencyError
 from worker.apls import apls_of_lines, read_lines
+from worker.graph_trace import trace_skeleton
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
 GEOD = Geod(ellps="WGS84")
@@ -317,3 +321,27 @@ def test_geopackage_without_pyogrio_names_the_extra(
     mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
     with pytest.raises(MissingDependencyError, match=re.escape("pip install 'roadnet[gpkg]'")):
         vectorize_mask(mask, tmp_path / "roads.gpkg")
+
+
+@pytest.mark.parametrize(
+    "name", ["spacenet/pairs/sample_road_raster_mask.tif", "deepglobe/pairs/113_mask.png"]
+)
+def test_skeleton_graph_agrees_with_skan(shared_data: Path, name: str) -> None:
+    """skan, an independent skeleton analyser, finds the same branches, ends and pieces in the skeleton."""
+    with rasterio.open(shared_data / name) as src:
+        skeleton = skeletonize(src.read(1) > 127)
+    height, width = skeleton.shape
+    ours = trace_skeleton(skeleton, (0, height, 0, width), (0, 0), width)
+    theirs = Skeleton(skeleton)
+    branches = summarize(theirs, separator="_")
+
+    def length(xy: np.ndarray) -> float:
+        return float(np.hypot(*np.diff(xy, axis=0).T).sum())
+
+    assert sorted(length(xy) for _, _, xy in ours.edges) == pytest.approx(sorted(branches.branch_distance))
+    graph = nx.MultiGraph([(start, end) for start, end, _ in ours.edges])
+    # node positions are pixel centres, (x, y) + 0.5; skan's coordinates are (row, col)
+    our_ends = sorted((int(ours.nodes[n][1]), int(ours.nodes[n][0])) for n in graph if graph.degree(n) == 1)
+    their_ends = sorted(map(tuple, theirs.coordinates[theirs.degrees == 1].astype(int).tolist()))
+    assert our_ends == their_ends and len(our_ends) > 2
+    assert nx.number_connected_components(graph) == branches.skeleton_id.nunique()
