@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint clean
+.PHONY: serve test lint min-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,9 @@ test: $(VENV)/.dev lint
 	bash scripts/install-system-deps.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Every declared dependency at its lower bound, in .min-deps/, running the runtime's fast tests.
+min-deps:
+	bash scripts/min-deps.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .min-deps .pytest_cache .mypy_cache .ruff_cache
