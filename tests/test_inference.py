@@ -11,6 +11,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from conftest import GeoTiffWriter
+from rio_cogeo.cogeo import cog_validate
 
 from roadnet.cli import cli
 from roadnet.errors import BandCountError, InputError, ModelError, SceneSizeError
@@ -48,6 +49,8 @@ def test_georeference_preserved_on_spacenet(
             assert out.crs == crs and out.transform == transform and out.shape == shape
             assert out.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and out.overviews(1)
             assert out.nodata == 255 and out.dtypes == ("uint8",)
+        is_cog, errors, warnings = cog_validate(path, strict=True)  # rio-cogeo's independent check
+        assert is_cog and not errors and not warnings, (errors, warnings)
     assert set(np.unique(_read(result.mask))) <= {0, 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "probability.tif"]
 

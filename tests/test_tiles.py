@@ -21,6 +21,7 @@ import rasterio
 from fastapi.testclient import TestClient
 from PIL import Image
 from pyproj import Transformer
+from rio_cogeo.cogeo import cog_validate
 from rio_tiler.colormap import cmap
 
 from roadnet.settings import Settings
@@ -74,6 +75,8 @@ def test_scene_cog_is_the_scene_as_the_model_sees_it(spacenet_utm_scene: Path, t
         assert np.array_equal(cog.dataset_mask() > 0, valid)  # no data (the rotated corners) is masked
         error = np.abs(cog.read().astype(int) - rgb)[:, valid]
         assert error.mean() < 3  # JPEG at quality 90
+    is_cog, errors, warnings = cog_validate(out, strict=True)  # rio-cogeo's independent check
+    assert is_cog and not errors and not warnings, (errors, warnings)
 
 
 @pytest.fixture(scope="module")

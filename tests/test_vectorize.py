@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
+import pyogrio
+import pyogrio.raw
 import pytest
 import rasterio
 import rasterio.features
 import rasterio.warp
 import shapely
 from click.testing import CliRunner
+from osgeo_utils.samples import validate_gpkg
 from pyproj import Geod, Transformer
 from rasterio.transform import from_origin
+from skan import Skeleton, summarize
+from skimage.morphology import skeletonize
 
 from roadnet.cli import cli
-from roadnet.errors import InputError
+from roadnet.errors import InputError, MissingDependencyError
 from worker.apls import apls_of_lines, read_lines
+from worker.graph_trace import trace_skeleton
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
 GEOD = Geod(ellps="WGS84")
@@ -275,20 +282,66 @@ def test_cli_vectorize_then_score_graph(shared_data: Path, tmp_path: Path) -> No
 
 
 def test_geopackage_holds_the_same_roads(shared_data: Path, tmp_path: Path) -> None:
+    """Checked by GDAL: its own GeoPackage validator, and OGR (through pyogrio) reading the layer back."""
     mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
     geojson = vectorize_mask(mask, tmp_path / "roads.geojson")
     gpkg = vectorize_mask(mask, tmp_path / "roads.gpkg")
 
-    db = sqlite3.connect(gpkg.out)
-    assert db.execute("PRAGMA application_id").fetchone() == (0x47504B47,)
-    assert db.execute("SELECT table_name, srs_id FROM gpkg_geometry_columns").fetchall() == [("roads", 4326)]
-    rows = db.execute("SELECT geom, length_m, start_node, end_node FROM roads ORDER BY fid").fetchall()
-    db.close()
+    assert validate_gpkg.check(str(gpkg.out), warning_as_error=True, extra_checks=True) == []
+    info = pyogrio.read_info(gpkg.out)
+    assert (info["layer_name"], info["crs"], info["geometry_type"]) == ("roads", "EPSG:4326", "LineString")
+    meta, _, geometry, columns = pyogrio.raw.read(gpkg.out)
+    table = dict(zip(meta["fields"], columns, strict=True))
     features = load(geojson.out)["features"]
-    assert gpkg.segments == len(rows) == len(features)
-    for (blob, length, start, end), feature in zip(rows, features, strict=True):
-        assert blob[:2] == b"GP"
-        line = shapely.from_wkb(blob[8 + 32 :])  # header: magic, version, flags, srs id, xy envelope
+    assert gpkg.segments == len(geometry) == len(features) > 0
+    for i, feature in enumerate(features):
+        line = shapely.from_wkb(geometry[i])
         assert list(line.coords) == [tuple(c) for c in feature["geometry"]["coordinates"]]
         props = feature["properties"]
-        assert (length, start, end) == (props["length_m"], props["start_node"], props["end_node"])
+        stored = (table["length_m"][i], table["start_node"][i], table["end_node"][i])
+        assert stored == (props["length_m"], props["start_node"], props["end_node"])
+    assert np.isnan(table["confidence"]).all()  # no probability raster: NULL
+
+
+def test_geopackage_of_pixel_coordinates(write_geotiff, tmp_path: Path) -> None:
+    mask = np.zeros((200, 300), np.uint8)
+    mask[98:103, 20:280] = 1
+    path = write_geotiff(mask, "mask.tif", crs=None)
+    out = vectorize_mask(path, tmp_path / "roads.gpkg").out
+    assert validate_gpkg.check(str(out), warning_as_error=True, extra_checks=True) == []
+    meta, _, geometry, columns = pyogrio.raw.read(out)
+    assert meta["crs"] is None and len(geometry) == 1
+    assert np.isnan(dict(zip(meta["fields"], columns, strict=True))["length_m"]).all()  # no CRS: NULL
+
+
+def test_geopackage_without_pyogrio_names_the_extra(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyogrio.raw", None)  # import fails as if it were not installed
+    mask = shared_data / "spacenet" / "pairs" / "sample_road_raster_mask.tif"
+    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'roadnet[gpkg]'")):
+        vectorize_mask(mask, tmp_path / "roads.gpkg")
+
+
+@pytest.mark.parametrize(
+    "name", ["spacenet/pairs/sample_road_raster_mask.tif", "deepglobe/pairs/113_mask.png"]
+)
+def test_skeleton_graph_agrees_with_skan(shared_data: Path, name: str) -> None:
+    """skan, an independent skeleton analyser, finds the same branches, ends and pieces in the skeleton."""
+    with rasterio.open(shared_data / name) as src:
+        skeleton = skeletonize(src.read(1) > 127)
+    height, width = skeleton.shape
+    ours = trace_skeleton(skeleton, (0, height, 0, width), (0, 0), width)
+    theirs = Skeleton(skeleton)
+    branches = summarize(theirs, separator="_")
+
+    def length(xy: np.ndarray) -> float:
+        return float(np.hypot(*np.diff(xy, axis=0).T).sum())
+
+    assert sorted(length(xy) for _, _, xy in ours.edges) == pytest.approx(sorted(branches.branch_distance))
+    graph = nx.MultiGraph([(start, end) for start, end, _ in ours.edges])
+    # node positions are pixel centres, (x, y) + 0.5; skan's coordinates are (row, col)
+    our_ends = sorted((int(ours.nodes[n][1]), int(ours.nodes[n][0])) for n in graph if graph.degree(n) == 1)
+    their_ends = sorted(map(tuple, theirs.coordinates[theirs.degrees == 1].astype(int).tolist()))
+    assert our_ends == their_ends and len(our_ends) > 2
+    assert nx.number_connected_components(graph) == branches.skeleton_id.nunique()

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 
 def ema_model(model: nn.Module, decay: float) -> AveragedModel:
@@ -35,24 +35,18 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
     return averaged
 
 
-@torch.no_grad()
-def recompute_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
-    """Re-estimate every BatchNorm's running mean/var on ``batches`` (cumulative average), in place."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model
-    momenta = {}
-    for norm in norms:
-        norm.reset_running_stats()
-        momenta[norm] = norm.momentum
-        norm.momentum = None  # None: a cumulative average over all batches seen
-    was_training = model.training
-    model.train()
-    for batch in batches:
-        model(batch)
-    for norm in norms:
-        norm.momentum = momenta[norm]
-    model.train(was_training)
+def recompute_bn(
+    model: nn.Module,
+    batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]],
+    device: torch.device | None = None,
+) -> nn.Module:
+    """Re-estimate every BatchNorm's running mean/var on ``batches`` (cumulative average), in place.
+
+    torch's :func:`~torch.optim.swa_utils.update_bn` does it: running statistics reset, momentum None
+    (a cumulative average), train mode for the pass, each norm's momentum and the model's mode restored
+    after. ``batches`` may be a loader's ``(images, masks)`` pairs: the images are used, on ``device``.
+    """
+    update_bn(batches, model, device)
     return model
 
 
