@@ -46,9 +46,13 @@ TAGS = [
 async def remove_expired_jobs(store: JobStore, ttl: timedelta, interval_s: float) -> None:
     """Forever: remove jobs that ended more than ``ttl`` ago, then sleep ``interval_s``."""
     while True:
-        removed = await run_in_threadpool(store.remove_expired, ttl)
-        if removed:
-            log.info("removed %d expired job(s)", len(removed))
+        try:
+            removed = await run_in_threadpool(store.remove_expired, ttl)
+        except OSError as exc:  # a failing disk: sweep again next time rather than never
+            log.warning("could not remove expired jobs: %s", exc)
+        else:
+            if removed:
+                log.info("removed %d expired job(s)", len(removed))
         await asyncio.sleep(interval_s)
 
 

@@ -3,7 +3,7 @@
 Two deployments, one configuration function:
 
 - Embedded (``ROADNET_BROKER_URL`` unset, what ``roadnet serve`` runs): kombu's filesystem transport
-  with its queue in ``<data_dir>/broker`` and an SQLite result backend, so no server is needed. That
+  with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
   :func:`worker.tasks.requeue_unfinished`).
@@ -47,9 +47,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``' deployment."""
     config: dict[str, Any] = {
         "task_serializer": "json",
-        "result_serializer": "json",
         "accept_content": ["json"],
-        "result_accept_content": ["json"],
+        # No result backend: the job store is the one record of a job, so a broker outage while a job
+        # runs changes nothing about how it ends.
+        "task_ignore_result": True,
         "task_default_queue": QUEUE,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -57,7 +58,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # another worker idles, and would only come back after the visibility timeout if this one died.
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
-        "result_expires": int(settings.result_ttl_hours * 3600),
         "worker_hijack_root_logger": False,
         # The soft limit raises inside the job, which then ends `failed` with a message; the hard limit
         # a minute later kills a job that does not stop (the task's on_failure marks it failed).
@@ -72,7 +72,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(folder / "queue"),
             "control_folder": str(folder / "control"),
         }
-        config["result_backend"] = settings.result_backend or f"db+sqlite:///{folder / 'results.sqlite'}"
     else:
         timeout = settings.visibility_timeout_s
         transport = {
@@ -82,8 +81,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
         config["broker_url"] = settings.broker_url
         config["broker_transport_options"] = transport
-        config["result_backend"] = settings.result_backend or settings.broker_url
-        config["result_backend_transport_options"] = {"visibility_timeout": timeout}
     return config
 
 

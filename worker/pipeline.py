@@ -51,8 +51,8 @@ def internal_error_message(exc: BaseException) -> str:
 class _Progress:
     """Maps each stage's fraction done onto the job's percent, written at most every REPORT_INTERVAL_S."""
 
-    def __init__(self, store: JobStore, job_id: str, on_progress: Callable[[int], None] | None) -> None:
-        self.store, self.job_id, self.on_progress = store, job_id, on_progress
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self.store, self.job_id = store, job_id
         self.last = 0.0
 
     def stage(self, start: int, end: int, message: str) -> Callable[[float], None]:
@@ -65,8 +65,6 @@ class _Progress:
             return
         self.last = now
         self.store.report(self.job_id, int(percent), message)  # JobEnded when dismissed
-        if self.on_progress is not None:
-            self.on_progress(int(percent))
 
 
 def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
@@ -86,7 +84,6 @@ def run_job(
     store: JobStore,
     model_path: Path | None,
     worker: str,
-    on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Run job ``job_id`` to its end: ``successful`` with its results, ``failed`` with a reason, or
     stopped quietly when it was dismissed.
@@ -99,7 +96,7 @@ def run_job(
         log.info("job %s is already final; nothing to do", job_id)
         return
     workdir = store.new_workdir(job_id)
-    progress = _Progress(store, job_id, on_progress)
+    progress = _Progress(store, job_id)
     try:
         inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
         prediction = predict_scene(

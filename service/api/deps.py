@@ -53,17 +53,12 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def get_owner(
-    settings: SettingsDep,
-    api_key: Annotated[str | None, Security(_api_key_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> str | None:
-    """The caller, as the hash of its API key; None when the service has no API keys (everyone sees all).
+APIKeyDep = Annotated[str | None, Security(_api_key_header)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
-    Raises :class:`AuthenticationError` (401) when API keys are set and the request has no known one.
-    """
-    if not settings.api_keys:
-        return None
+
+def _known_key(settings: Settings, api_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> str:
+    """The hash of the request's API key; :class:`AuthenticationError` when it has no known one."""
     key = api_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise AuthenticationError(
@@ -76,7 +71,24 @@ async def get_owner(
     return digest
 
 
+async def get_owner(settings: SettingsDep, api_key: APIKeyDep, bearer: BearerDep) -> str | None:
+    """The caller, as the hash of its API key; None when the service has no API keys (everyone sees all).
+
+    Raises :class:`AuthenticationError` (401) when API keys are set and the request has no known one.
+    """
+    return _known_key(settings, api_key, bearer) if settings.api_keys else None
+
+
+async def is_trusted(settings: SettingsDep, api_key: APIKeyDep, bearer: BearerDep) -> bool:
+    """Whether the caller may see details of the service: it has a known key, or the service has none."""
+    try:
+        return await get_owner(settings, api_key, bearer) is not None or not settings.api_keys
+    except AuthenticationError:
+        return False
+
+
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+TrustedDep = Annotated[bool, Depends(is_trusted)]
 
 
 async def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobRecord:
