@@ -161,9 +161,9 @@ def predict_scene(
     started = time.monotonic()
     model = load_model(model_path)
     opts = resolve_options(options or InferenceOptions(), model.metadata)
-    assert opts.window and opts.stride and opts.threshold is not None
+    assert opts.window
     opts = replace(opts, batch_size=opts.batch_size or model.batch_size(opts.window))
-    assert opts.batch_size
+    assert opts.window and opts.stride and opts.batch_size and opts.threshold is not None
     info = inspect_scene(
         Path(scene),
         require_georeference=False,
