@@ -19,14 +19,17 @@ from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import InputError, NoValidPixelsError, QueueUnavailableError, TooManyJobsError
 from roadnet.settings import Settings
+from service.broker_check import BrokerCheck
 from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
-from worker.celery_app import RUN_JOB
+from worker.celery_app import RUN_JOB, is_embedded
 from worker.inference import InferenceOptions, resolve_options
 from worker.jobs import JobRecord, JobStore
 from worker.model import read_metadata
 
 log = logging.getLogger(__name__)
+
+QUEUE_DOWN = "the job queue cannot be reached, so no job was started; try again in a minute"
 
 
 def parse_options(fields: Mapping[str, object]) -> JobCreate:
@@ -50,6 +53,18 @@ async def check_quota(store: JobStore, owner: str | None, settings: Settings) ->
             f"you already have {active} jobs queued or running, the most one key may have "
             f"(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one"
         )
+
+
+async def check_queue(broker: BrokerCheck, settings: Settings) -> None:
+    """:class:`QueueUnavailableError` when the broker was found down (a second ago at most).
+
+    An upload then stops before its body is read, in half a second at most, rather than after its scene
+    check, on a publish that waits out its socket timeouts (:data:`worker.celery_app.BROKER_SOCKET_TIMEOUT_S`)
+    when the broker is frozen. Not in embedded mode: its queue is the data directory, whose faults have
+    their own answers (507, 503).
+    """
+    if not is_embedded(settings) and not (await broker()).ok:
+        raise QueueUnavailableError(QUEUE_DOWN)
 
 
 async def accept_job(
@@ -108,8 +123,6 @@ async def accept_job(
     except Exception as exc:  # kombu raises its transport's own connection errors
         await run_in_threadpool(store.remove, record.id)
         log.error("could not queue job %s: %s", record.id, exc)
-        raise QueueUnavailableError(
-            "the job queue cannot be reached, so no job was started; try again in a minute"
-        ) from exc
+        raise QueueUnavailableError(QUEUE_DOWN) from exc
     log.info("job %s accepted: %s, %dx%d", record.id, filename, checked.width, checked.height)
     return record

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
 from service.api.routes import health, jobs, processes, tiles, web
+from service.broker_check import BrokerCheck
 from service.errors import install_error_handlers
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cleanup = asyncio.create_task(remove_expired_jobs(store, ttl, CLEANUP_INTERVAL_S))
         yield
         cleanup.cancel()
+        app.state.broker_check.close()
 
     app = FastAPI(
         title="roadnet",
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.celery = create_celery(settings)
+    app.state.broker_check = BrokerCheck(settings, app.state.celery)
     install_error_handlers(app)
     app.include_router(jobs.router)
     app.include_router(tiles.router)

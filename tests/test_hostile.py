@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -431,6 +432,51 @@ def test_hostile_uploads_and_a_full_disk_keep_healthz_fast_and_the_next_job_succ
         assert probe.failures == 0 and probe.slowest < HEALTHZ_BOUND_S, vars(probe)
 
 
+def assert_upload_refused_while_the_broker_is_down(url: str, scene: Path) -> None:
+    """An upload answers 503 with its reason, promptly (checked before the body is read)."""
+    started = time.monotonic()
+    response = _post(url, scene)
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == (
+        "the job queue cannot be reached, so no job was started; try again in a minute"
+    )
+    assert time.monotonic() - started < HEALTHZ_BOUND_S
+
+
+@pytest.mark.slow
+def test_a_frozen_broker_answers_degraded_promptly_and_refuses_uploads(
+    tmp_path: Path, tiny_onnx_model: Path, spacenet_scene: Path
+) -> None:
+    """A Redis that stops answering without closing its connections (SIGSTOP: as a partition or a
+    failover would) once held ``/healthz`` and uploads until it came back."""
+    port = free_port()
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = start_redis_server(port, redis_dir)
+    env = {"ROADNET_BROKER_URL": f"redis://127.0.0.1:{port}/0", "ROADNET_MODEL_PATH": str(tiny_onnx_model)}
+
+    def broker_check() -> dict:
+        return dict(httpx.get(f"{scaled.url}/healthz", timeout=10).json()["checks"]["broker"])
+
+    try:
+        with deployment(tmp_path / "data", env) as scaled:
+            scaled.serve("--no-worker")
+            assert broker_check() == {"ok": True, "detail": "redis broker reachable"}
+            redis.send_signal(signal.SIGSTOP)
+            with HealthProbe(scaled.url) as probe:
+                time.sleep(3)
+                assert broker_check()["ok"] is False
+                assert_upload_refused_while_the_broker_is_down(scaled.url, spacenet_scene)
+                assert left_behind(scaled.data_dir) == []
+                redis.send_signal(signal.SIGCONT)
+                wait_for(lambda: broker_check()["ok"], 30, "the broker to be reachable again")
+            assert probe.failures == 0 and probe.slowest < HEALTHZ_BOUND_S, vars(probe)
+    finally:
+        redis.send_signal(signal.SIGCONT)
+        redis.kill()
+        redis.wait()
+
+
 @pytest.mark.slow
 def test_a_redis_outage_while_two_jobs_run_changes_nothing(
     tmp_path: Path, tiny_onnx_model: Path, spacenet_scene: Path
@@ -462,8 +508,16 @@ def test_a_redis_outage_while_two_jobs_run_changes_nothing(
             redis.kill()
             redis.wait()
             with HealthProbe(scaled.url) as probe:
-                time.sleep(10)
-                assert httpx.get(f"{scaled.url}/healthz", timeout=10).status_code == 503  # the broker is down
+                time.sleep(5)
+                health = httpx.get(f"{scaled.url}/healthz", timeout=10)
+                assert health.status_code == 503, health.text
+                assert health.json()["checks"]["broker"] == {
+                    "ok": False,
+                    "detail": "redis broker unreachable (OperationalError)",
+                }
+                assert_upload_refused_while_the_broker_is_down(scaled.url, spacenet_scene)
+                assert sorted(p.name for p in (scaled.data_dir / "jobs").iterdir()) == sorted(jobs)
+                time.sleep(5)
                 redis = start_redis_server(port, redis_dir)
                 for job_id in jobs:
                     status = scaled.wait_status(job_id, {"successful", "failed"}, 300)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from roadnet.errors import ConflictError, NotFoundError
-from service.api.deps import CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
-from service.intake import accept_job, check_quota
+from service.api.deps import BrokerCheckDep, CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from service.intake import accept_job, check_queue, check_quota
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
 from worker.jobs import OUTPUTS, JobRecord, JobStatus, OutputName
@@ -81,7 +81,12 @@ _UPLOAD_BODY = {
     },
 )
 async def create_job(
-    request: Request, settings: SettingsDep, store: StoreDep, celery: CeleryDep, owner: OwnerDep
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    broker: BrokerCheckDep,
+    owner: OwnerDep,
 ) -> JSONResponse:
     """Upload a GeoTIFF (multipart field `file`) with optional options as form fields.
 
@@ -90,7 +95,9 @@ async def create_job(
     suit the model. The answer is the job's status document, with its URL in
     `Location`. Nothing of a refused upload is kept.
     """
-    await check_quota(store, owner, settings)  # before the body, so a refused upload costs no transfer
+    # Before the body, so that a refused upload costs no transfer.
+    await check_quota(store, owner, settings)
+    await check_queue(broker, settings)
     upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
     record = await accept_job(
         upload.path,
