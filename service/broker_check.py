@@ -66,10 +66,13 @@ class BrokerCheck:
         with self._lock:
             if self._answer is not None and time.monotonic() - self._answered_at < FRESH_S:
                 return self._answer
-            if self._running is None:
-                self._running = self._executor.submit(check_broker_once, self.settings, self.celery)
-                self._running.add_done_callback(self._keep)
             running = self._running
+            started = running is None
+            if running is None:
+                running = self._running = self._executor.submit(check_broker_once, self.settings, self.celery)
+        if started:
+            # Outside the lock: a check already done calls _keep at once, in this thread.
+            running.add_done_callback(self._keep)
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), DEADLINE_S)
         except TimeoutError:
