@@ -31,6 +31,8 @@ from service_harness import ROADNET_CLI, deployment, free_port, wait_for
 from test_service_api import ClientFactory, data_dir, left_behind, make_client, sparse_geotiff, upload
 
 from roadnet.errors import StorageFullError
+from roadnet.settings import Settings
+from worker.celery_app import create_celery
 from worker.inference import predict_scene
 from worker.jobs import JobStore
 from worker.scene import inspect_scene, open_scene, read_rgb
@@ -548,3 +550,30 @@ def test_embedded_a_job_whose_pool_process_died_runs_again_without_a_restart(
         assert status["status"] == "successful", status
         assert embedded.record(job_id)["attempts"] == 2
         assert json.loads(beat.read_text())["pid"] == worker_pid  # the same worker: no restart needed
+
+
+def test_embedded_queue_messages_are_never_taken_half_written(tmp_path: Path) -> None:
+    """The consumer polls the queue folder while large messages are written into it: each arrives whole
+    (kombu's own filesystem transport handed some over half written, and they were lost)."""
+    app = create_celery(Settings(data_dir=tmp_path / "data"))
+    sent = 200
+    with app.connection_for_write() as producer, app.connection_for_read() as consumer:
+        outbox, inbox = producer.SimpleQueue("stress"), consumer.SimpleQueue("stress")
+
+        def produce() -> None:
+            for number in range(sent):
+                outbox.put({"number": number, "padding": "x" * 500_000})
+
+        writer = threading.Thread(target=produce)
+        writer.start()
+        received = []
+        deadline = time.monotonic() + 120
+        while len(received) < sent and time.monotonic() < deadline:
+            try:
+                message = inbox.get(timeout=0.01)
+            except inbox.Empty:
+                continue
+            received.append(message.payload["number"])  # a half-written message fails to parse here
+            message.ack()
+        writer.join()
+    assert sorted(received) == list(range(sent))

@@ -74,6 +74,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if is_embedded(settings):
         folder = broker_folder(settings)
         config["broker_url"] = "filesystem://"
+        # kombu's filesystem transport, but each message appears in the queue whole (a half-written one
+        # was dropped by the consumer, its job left `accepted`).
+        config["broker_transport"] = "worker.embedded_queue:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
