@@ -17,15 +17,22 @@ from celery import Celery
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from roadnet.errors import InputError, NoValidPixelsError, QueueUnavailableError, TooManyJobsError
+from roadnet.errors import (
+    InputError,
+    NoValidPixelsError,
+    QueueUnavailableError,
+    SceneTooSlowError,
+    TooManyJobsError,
+)
 from roadnet.settings import Settings
 from service.broker_check import BrokerCheck
 from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
 from worker.celery_app import RUN_JOB, is_embedded
 from worker.inference import InferenceOptions, resolve_options
-from worker.jobs import JobRecord, JobStore
+from worker.jobs import JobRecord, JobStore, live_workers
 from worker.model import read_metadata
+from worker.speed import network_pixels, slowest_speed
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,30 @@ async def check_quota(store: JobStore, owner: str | None, settings: Settings) ->
         raise TooManyJobsError(
             f"you already have {active} jobs queued or running, the most one key may have "
             f"(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one"
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
+async def check_duration(
+    filename: str, height: int, width: int, options: InferenceOptions, settings: Settings
+) -> None:
+    """:class:`SceneTooSlowError` when the scene would take longer than the job time limit at the
+    slowest live worker's measured speed (:mod:`worker.speed`); nothing to check before one has a
+    speed."""
+    workers = await run_in_threadpool(live_workers, settings.data_dir)
+    speed = await run_in_threadpool(slowest_speed, settings.data_dir, workers)
+    if speed is None:
+        return
+    assert options.window is not None and options.stride is not None  # resolve_options filled them
+    estimate_s = network_pixels(height, width, options.window, options.stride) / speed
+    if estimate_s > settings.job_time_limit_s:
+        raise SceneTooSlowError(
+            f"{filename} would take about {_duration(estimate_s)} at the workers' measured speed; the limit "
+            f"is {_duration(settings.job_time_limit_s)} (ROADNET_JOB_TIME_LIMIT_S); upload a smaller part, "
+            "or set a larger stride or fast mode"
         )
 
 
@@ -88,7 +119,7 @@ async def accept_job(
         options = parse_options(fields)
         await check_quota(store, owner, settings)
         metadata = await run_in_threadpool(read_metadata, settings.model_path)
-        resolve_options(InferenceOptions(stride=options.stride, fast=options.fast), metadata)
+        resolved = resolve_options(InferenceOptions(stride=options.stride, fast=options.fast), metadata)
         try:
             checked = await run_in_threadpool(
                 check_scene_isolated,
@@ -106,6 +137,7 @@ async def accept_job(
                 f"NaN or infinite), under the {settings.min_valid_fraction:.1%} needed "
                 "(ROADNET_MIN_VALID_FRACTION); check its nodata value, or upload the part with data"
             )
+        await check_duration(filename, checked.height, checked.width, resolved, settings)
         record = await run_in_threadpool(
             store.create,
             scene,

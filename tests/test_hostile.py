@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -529,6 +530,33 @@ def test_a_redis_outage_while_two_jobs_run_changes_nothing(
     finally:
         redis.kill()
         redis.wait()
+
+
+@pytest.mark.slow
+def test_a_scene_that_would_outlast_the_time_limit_at_the_measured_speed_is_refused(
+    tmp_path: Path, tiny_onnx_model: Path, spacenet_scene: Path
+) -> None:
+    """40 000 x 40 000 pixels in 75 kB once held the only embedded worker for hours; once a worker has
+    measured its speed on a job, such a scene is refused at upload."""
+    env = {
+        "ROADNET_MODEL_PATH": str(tiny_onnx_model),
+        "ROADNET_ORT_INTRA_OP_THREADS": "1",
+        "ROADNET_JOB_TIME_LIMIT_S": "300",
+    }
+    with deployment(tmp_path / "data", env) as embedded:
+        embedded.serve()
+        embedded.wait_healthy()
+        job_id = embedded.submit(spacenet_scene)
+        assert embedded.wait_status(job_id, {"successful", "failed"}, 180)["status"] == "successful"
+        response = _post(embedded.url, sparse_geotiff(tmp_path / "sparse.tif", side=40_000))
+        assert response.status_code == 422, response.text
+        assert re.fullmatch(
+            r"sparse\.tif would take about (\d+\.\d h|\d+ min) at the workers' measured speed; the limit is "
+            r"5 min \(ROADNET_JOB_TIME_LIMIT_S\); upload a smaller part, or set a larger stride or fast mode",
+            response.json()["detail"],
+        ), response.text
+        assert [p.name for p in (embedded.data_dir / "jobs").iterdir()] == [job_id]
+        assert list((embedded.data_dir / "uploads").iterdir()) == []
 
 
 @pytest.mark.slow
