@@ -3,6 +3,7 @@
 Two deployments, one configuration function:
 
 - Embedded (``ROADNET_BROKER_URL`` unset, what ``roadnet serve`` runs): kombu's filesystem transport
+  (each message written whole, :mod:`worker.embedded_queue`)
   with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
