@@ -55,10 +55,13 @@ def memory_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-async def _poll(host: str, port: int, path: str, until: float, latencies: list[float]) -> None:
-    """One keep-alive connection sending GET ``path`` back to back until ``until``."""
+async def _poll(
+    host: str, port: int, path: str, until: float, latencies: list[float], headers: str = ""
+) -> None:
+    """One keep-alive connection sending GET ``path`` (with ``headers``, CRLF-ended lines) back to back
+    until ``until``."""
     reader, writer = await asyncio.open_connection(host, port)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode()
     while time.perf_counter() < until:
         start = time.perf_counter()
         writer.write(request)

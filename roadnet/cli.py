@@ -47,8 +47,8 @@ def cli(log_level: str | None) -> None:
 
 @cli.command("settings")
 def settings_command() -> None:
-    """Print the effective settings (from ROADNET_* environment variables) as JSON."""
-    click.echo(json.dumps(get_settings().model_dump(mode="json"), indent=2))
+    """Print the effective settings (from ROADNET_* environment variables) as JSON, keys masked."""
+    click.echo(json.dumps(get_settings().public(), indent=2))
 
 
 def main() -> None:

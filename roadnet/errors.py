@@ -4,6 +4,8 @@ Code raises these; the service maps them to HTTP status codes in one place (``se
 the CLI prints their message. Messages are written for the user: they say what is wrong and what to do.
 """
 
+import re
+
 
 class RoadnetError(Exception):
     """Base of every error roadnet raises on purpose."""
@@ -33,6 +35,35 @@ class TooLargeError(InputError):
     """The upload is larger than the configured size limit."""
 
 
+class GeoreferenceError(InputError):
+    """The scene's georeference is unusable: not finite, a pixel size of zero, off the globe, or a CRS
+    that cannot be transformed to longitude/latitude."""
+
+
+class NoValidPixelsError(InputError):
+    """Too few of the scene's pixels hold data (no data, NaN or infinite) to find roads in."""
+
+
+class SceneCheckTimeoutError(InputError):
+    """Checking the scene took longer than the configured deadline (a pathological file)."""
+
+
+class SceneTooSlowError(InputError):
+    """At the workers' measured speed, the scene would take longer than the job time limit."""
+
+
+class TooManyJobsError(RoadnetError):
+    """The caller already has as many queued and running jobs as one key may have."""
+
+
+class StorageFullError(RoadnetError):
+    """The data directory is full (no space, or over quota): nothing was stored."""
+
+
+class StorageReadOnlyError(RoadnetError):
+    """The data directory cannot be written (read-only): nothing was stored."""
+
+
 class NotFoundError(RoadnetError):
     """A job, result or file that does not exist (or is not the caller's)."""
 
@@ -51,6 +82,16 @@ class QueueUnavailableError(RoadnetError):
 
 class ModelError(RoadnetError):
     """The model file is missing, unreadable, or lacks the metadata inference needs."""
+
+
+#: An absolute path in a message: a slash-led run of path characters after a space, quote or bracket.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)*([^\s'\"/:,;()\[\]]+)")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path shortened to its last part: messages reach users, and the
+    server's layout is none of their business."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
 
 
 class MissingDependencyError(RoadnetError):

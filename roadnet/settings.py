@@ -27,9 +27,6 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker, e.g. redis://host:6379/0. Unset: embedded mode, no server needed.",
     )
-    result_backend: str | None = Field(
-        default=None, description="Celery result backend; unset: the broker URL (Redis) or SQLite (embedded)."
-    )
     model_path: Path | None = Field(
         default=None, description="ONNX model to serve; unset: the default model shipped with roadnet."
     )
@@ -38,6 +35,23 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest upload accepted (413 above).")
     max_scene_pixels: int = Field(default=40_000 * 40_000, description="Largest scene, width x height.")
+    max_active_jobs_per_key: int = Field(
+        default=20,
+        description="Queued and running jobs one API key may have (429 above); without API keys, all "
+        "callers together.",
+    )
+    scene_check_timeout_s: float = Field(
+        default=30.0, description="Longest time an upload's check may take; a slower scene is refused."
+    )
+    scene_check_memory_mb: int = Field(
+        default=1024, description="Address space of the process that checks an upload (MiB)."
+    )
+    min_valid_fraction: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Smallest share of a scene's pixels that must hold data (not nodata, NaN or inf).",
+    )
     result_ttl_hours: float = Field(default=72.0, description="Finished jobs are removed after this long.")
     job_time_limit_s: int = Field(default=6 * 3600, description="Hard time limit of one job.")
     visibility_timeout_s: int = Field(
@@ -49,6 +63,16 @@ class Settings(BaseSettings):
         default=0, description="ONNX Runtime threads per session; 0: all cores."
     )
     log_level: str = Field(default="INFO", description="Python logging level name.")
+
+    def public(self) -> dict[str, object]:
+        """The settings as JSON values with the secrets masked: API keys, and the broker's password."""
+        from kombu.utils.url import maybe_sanitize_url
+
+        values: dict[str, object] = self.model_dump(mode="json")
+        values["api_keys"] = ["****"] * len(self.api_keys)
+        if self.broker_url:
+            values["broker_url"] = maybe_sanitize_url(self.broker_url)
+        return values
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """roadnet's exception tree mapped to HTTP status codes, in this one place.
 
 Every error answers JSON ``{"detail": "<what is wrong and what to do>"}``, the shape FastAPI gives its own
-errors, so clients (and the web page) read one field.
+errors, so clients (and the web page) read one field; no detail names a path on the server.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from roadnet.errors import (
     NotFoundError,
     QueueUnavailableError,
     RoadnetError,
+    StorageFullError,
+    StorageReadOnlyError,
     TooLargeError,
+    TooManyJobsError,
+    redact_paths,
 )
 
 log = logging.getLogger(__name__)
@@ -31,8 +35,11 @@ STATUS_CODES: dict[type[RoadnetError], int] = {
     AuthenticationError: 401,
     NotFoundError: 404,
     ConflictError: 409,
+    TooManyJobsError: 429,
     ModelError: 503,
     QueueUnavailableError: 503,
+    StorageReadOnlyError: 503,
+    StorageFullError: 507,
     RoadnetError: 500,
 }
 
@@ -48,7 +55,8 @@ async def _roadnet_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    # Messages may quote GDAL, PROJ or the OS, which name files by their server path.
+    return JSONResponse({"detail": redact_paths(str(exc))}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
 from service.api.routes import health, jobs, processes, tiles, web
+from service.broker_check import BrokerCheck
 from service.errors import install_error_handlers
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
@@ -46,9 +47,13 @@ TAGS = [
 async def remove_expired_jobs(store: JobStore, ttl: timedelta, interval_s: float) -> None:
     """Forever: remove jobs that ended more than ``ttl`` ago, then sleep ``interval_s``."""
     while True:
-        removed = await run_in_threadpool(store.remove_expired, ttl)
-        if removed:
-            log.info("removed %d expired job(s)", len(removed))
+        try:
+            removed = await run_in_threadpool(store.remove_expired, ttl)
+        except OSError as exc:  # a failing disk: sweep again next time rather than never
+            log.warning("could not remove expired jobs: %s", exc)
+        else:
+            if removed:
+                log.info("removed %d expired job(s)", len(removed))
         await asyncio.sleep(interval_s)
 
 
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cleanup = asyncio.create_task(remove_expired_jobs(store, ttl, CLEANUP_INTERVAL_S))
         yield
         cleanup.cancel()
+        app.state.broker_check.close()
 
     app = FastAPI(
         title="roadnet",
@@ -76,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.celery = create_celery(settings)
+    app.state.broker_check = BrokerCheck(settings, app.state.celery)
     install_error_handlers(app)
     app.include_router(jobs.router)
     app.include_router(tiles.router)

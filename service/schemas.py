@@ -96,10 +96,10 @@ class ProcessesPublic(BaseModel):
 
 
 class CheckPublic(BaseModel):
-    """One part of the service and whether it works."""
+    """One part of the service and whether it works; the detail only for a caller with a key."""
 
     ok: bool
-    detail: str
+    detail: str | None = None
 
 
 class HealthPublic(BaseModel):

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from roadnet.errors import InputError, TooLargeError
+from worker.jobs import storage_errors
 
 FILE_FIELD = "file"
 #: Bytes of multipart framing (boundaries, part headers, small fields) allowed on top of the file itself.
@@ -142,7 +143,8 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> Upl
     """Stream ``request``'s multipart body: the field ``file`` into ``dest``, the other fields to a dict.
 
     Raises :class:`InputError` for a body that is not multipart or has no file, and
-    :class:`TooLargeError` as soon as the file passes ``max_bytes``; ``dest`` is removed then.
+    :class:`TooLargeError` as soon as the file passes ``max_bytes``, and the storage errors of
+    :func:`worker.jobs.storage_errors`; ``dest`` is removed then.
     """
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
@@ -154,24 +156,25 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> Upl
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + FRAMING_BYTES:
         raise _too_large(max_bytes)
 
-    try:
-        with dest.open("wb") as out:
-            receiver = _Receiver(max_bytes)
-            callbacks = {name: getattr(receiver, name) for name in receiver.CALLBACKS}
-            parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-            async for chunk in request.stream():
-                parser.write(chunk)
-                if (data := receiver.take_pending(WRITE_CHUNK)) is not None:
+    with storage_errors():  # around the removal too, which fails alike on a read-only disk
+        try:
+            with dest.open("wb") as out:
+                receiver = _Receiver(max_bytes)
+                callbacks = {name: getattr(receiver, name) for name in receiver.CALLBACKS}
+                parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+                async for chunk in request.stream():
+                    parser.write(chunk)
+                    if (data := receiver.take_pending(WRITE_CHUNK)) is not None:
+                        await run_in_threadpool(out.write, data)
+                parser.finalize()
+                if (data := receiver.take_pending(1)) is not None:
                     await run_in_threadpool(out.write, data)
-            parser.finalize()
-            if (data := receiver.take_pending(1)) is not None:
-                await run_in_threadpool(out.write, data)
-    except FormParserError as exc:
-        dest.unlink(missing_ok=True)
-        raise _bad_request(f"the multipart body is malformed ({exc})") from exc
-    except BaseException:  # too large, client gone, cancelled: nothing of the upload is kept
-        dest.unlink(missing_ok=True)
-        raise
+        except FormParserError as exc:
+            dest.unlink(missing_ok=True)
+            raise _bad_request(f"the multipart body is malformed ({exc})") from exc
+        except BaseException:  # too large, client gone, cancelled: nothing of the upload is kept
+            dest.unlink(missing_ok=True)
+            raise
     if receiver.filename is None or not receiver.file_complete:
         dest.unlink(missing_ok=True)
         problem = "has no file in the field" if receiver.filename is None else "ended inside the file of"

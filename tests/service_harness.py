@@ -108,8 +108,12 @@ class Deployment:
         return process
 
     def wait_healthy(self, workers: int = 1, timeout: float = 60) -> dict:
+        # With API keys on, /healthz gives its details (worker count) only to a caller with a key.
+        keys = self.env.get("ROADNET_API_KEYS", "")
+        headers = {"X-API-Key": keys.split(",")[0]} if keys else {}
+
         def healthy() -> dict | None:
-            response = httpx.get(f"{self.url}/healthz", timeout=5)
+            response = httpx.get(f"{self.url}/healthz", headers=headers, timeout=5)
             body = response.json()
             live = body["checks"]["worker"]["detail"]
             if response.status_code == 200 and live.startswith(f"{workers} live"):

@@ -20,8 +20,8 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from roadnet.settings import Settings
-from service.api.routes.jobs import scene_bbox
 from service.main import create_app
+from service.scene_check import scene_bbox
 from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
 from worker.scene import inspect_scene
 
@@ -129,11 +129,12 @@ def test_bbox_of_a_scene_without_crs_is_none(write_geotiff: Callable[..., Path])
     assert scene_bbox(info) is None
 
 
-def _sparse_huge_geotiff(path: Path) -> Path:
-    """A valid GeoTIFF header declaring 100 000 x 100 000 pixels with no pixel written (a few kB)."""
-    profile = {"driver": "GTiff", "width": 100_000, "height": 100_000, "count": 3, "dtype": "uint8",
+def sparse_geotiff(path: Path, side: int = 100_000, block: int = 4096) -> Path:
+    """A valid GeoTIFF header declaring ``side`` x ``side`` pixels in ``block``-pixel tiles with no pixel
+    written (a few kB)."""
+    profile = {"driver": "GTiff", "width": side, "height": side, "count": 3, "dtype": "uint8",
                "crs": "EPSG:32633", "transform": from_origin(500_000, 5_000_000, 0.5, 0.5), "tiled": True,
-               "blockxsize": 4096, "blockysize": 4096, "SPARSE_OK": True}  # fmt: skip
+               "blockxsize": block, "blockysize": block, "SPARSE_OK": True}  # fmt: skip
     with rasterio.open(path, "w", **profile):
         pass
     return path
@@ -181,7 +182,7 @@ def test_bad_scene_is_refused_with_its_reason_and_leaves_nothing(
     elif case == "too_small":
         path = write_geotiff(rgb[:, :100, :100], name="small.tif")
     else:
-        path = _sparse_huge_geotiff(tmp_path / "huge.tif")
+        path = sparse_geotiff(tmp_path / "huge.tif")
     response = upload(client, path)
     assert response.status_code == status, response.text
     assert response.json()["detail"].startswith(detail), response.json()
@@ -446,6 +447,7 @@ def test_a_job_the_worker_cannot_run_ends_failed_with_a_reason(tmp_path: Path, s
     run_job(job_id, store=store, model_path=broken, worker="test")
     record = store.get(job_id)
     assert record.status is JobStatus.failed
-    assert record.message.startswith(f"the worker cannot use its model: {broken} is not a loadable ONNX")
+    # The message names the file, never its server path.
+    assert record.message.startswith("the worker cannot use its model: broken.onnx is not a loadable ONNX")
     assert record.message.endswith("; tell the service's operator")
     assert not list(store.folder(job_id).glob("work-*"))

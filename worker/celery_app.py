@@ -3,7 +3,8 @@
 Two deployments, one configuration function:
 
 - Embedded (``ROADNET_BROKER_URL`` unset, what ``roadnet serve`` runs): kombu's filesystem transport
-  with its queue in ``<data_dir>/broker`` and an SQLite result backend, so no server is needed. That
+  (each message written whole, :mod:`worker.embedded_queue`)
+  with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
   :func:`worker.tasks.requeue_unfinished`).
@@ -31,6 +32,10 @@ from roadnet.settings import Settings
 QUEUE = "roadnet"
 #: The name the service sends jobs by (it does not import the task's code).
 RUN_JOB = "roadnet.run_job"
+#: Redis: the longest one connect or one command may take. kombu and redis-py wait forever by default,
+#: so a broker that stops answering without closing the connection (frozen, partitioned, failing over)
+#: would hang an upload, or a worker's acknowledgement, until it came back.
+BROKER_SOCKET_TIMEOUT_S = 5.0
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -47,9 +52,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``' deployment."""
     config: dict[str, Any] = {
         "task_serializer": "json",
-        "result_serializer": "json",
         "accept_content": ["json"],
-        "result_accept_content": ["json"],
+        # No result backend: the job store is the one record of a job, so a broker outage while a job
+        # runs changes nothing about how it ends.
+        "task_ignore_result": True,
         "task_default_queue": QUEUE,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -57,7 +63,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # another worker idles, and would only come back after the visibility timeout if this one died.
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
-        "result_expires": int(settings.result_ttl_hours * 3600),
+        # Sending a job: one more try at once after a failure, not Celery's four over a second and a
+        # half, so that an upload while the broker is down answers 503 within two socket timeouts.
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0},
         "worker_hijack_root_logger": False,
         # The soft limit raises inside the job, which then ends `failed` with a message; the hard limit
         # a minute later kills a job that does not stop (the task's on_failure marks it failed).
@@ -67,23 +75,25 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if is_embedded(settings):
         folder = broker_folder(settings)
         config["broker_url"] = "filesystem://"
+        # kombu's filesystem transport, but each message appears in the queue whole (a half-written one
+        # was dropped by the consumer, its job left `accepted`).
+        config["broker_transport"] = "worker.embedded_queue:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "control_folder": str(folder / "control"),
         }
-        config["result_backend"] = settings.result_backend or f"db+sqlite:///{folder / 'results.sqlite'}"
     else:
         timeout = settings.visibility_timeout_s
         transport = {
             "visibility_timeout": timeout,
             "unacked_restore_interval": max(1, min(10, timeout // 10)),
             "unacked_restore_throttle": 1,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
         }
         config["broker_url"] = settings.broker_url
         config["broker_transport_options"] = transport
-        config["result_backend"] = settings.result_backend or settings.broker_url
-        config["result_backend_transport_options"] = {"visibility_timeout": timeout}
     return config
 
 

@@ -28,8 +28,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from roadnet.errors import InputError
+from roadnet.model_metadata import ModelMetadata
 from worker.cog import BLOCK, GDAL_CACHE_MB, write_cog
-from worker.model import RoadModel, load_model
+from worker.model import load_model
 from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
 from worker.sliding_window import predict_rows, window_starts
 
@@ -83,20 +84,19 @@ def scene_windows(height: int, width: int, window: int, stride: int) -> int:
     return len(window_starts(height, window, stride)) * len(window_starts(width, window, stride))
 
 
-def resolve_options(options: InferenceOptions, model: RoadModel) -> InferenceOptions:
-    """Fill the options' blanks from the model's metadata and fast mode; a stride over the window is an
-    :class:`InputError`."""
-    meta = model.metadata
+def resolve_options(options: InferenceOptions, meta: ModelMetadata) -> InferenceOptions:
+    """Fill the options' blanks (the batch size aside: it depends on where the model runs) from the model's
+    metadata and fast mode; a stride over the window is an :class:`InputError`. The service calls it
+    too, to refuse at upload what the worker would refuse."""
     window = options.window or (FAST_WINDOW if options.fast else meta.window)
     stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
-    batch = options.batch_size or model.batch_size(window)
     threshold = meta.threshold if options.threshold is None else options.threshold
     if stride > window:
         raise InputError(
             f"stride {stride} is larger than the window {window}, which would leave pixels between windows "
             "without a prediction; use a stride of at most the window"
         )
-    return replace(options, window=window, stride=stride, batch_size=batch, threshold=threshold)
+    return replace(options, window=window, stride=stride, threshold=threshold)
 
 
 class _TiledWriter:
@@ -160,7 +160,9 @@ def predict_scene(
     """
     started = time.monotonic()
     model = load_model(model_path)
-    opts = resolve_options(options or InferenceOptions(), model)
+    opts = resolve_options(options or InferenceOptions(), model.metadata)
+    assert opts.window
+    opts = replace(opts, batch_size=opts.batch_size or model.batch_size(opts.window))
     assert opts.window and opts.stride and opts.batch_size and opts.threshold is not None
     info = inspect_scene(
         Path(scene),

@@ -9,8 +9,9 @@ Layout under ``<data_dir>/jobs/<job id>/``::
     results/        the published outputs, moved in from a finished attempt one rename each
 
 Why files and not SQLite: the data directory is a shared volume at scale (docker-compose, NFS), where
-SQLite's locking is unreliable, and a folder per job makes removal one ``rmtree``. The price is that
-listing reads every record; with results kept ``result_ttl_hours`` that is a few thousand small files.
+SQLite's locking is unreliable, and a folder per job makes removal one ``rmtree``. Listing and counting
+a caller's jobs go through the service's own index (:mod:`worker.job_index`), so they read only that
+caller's records.
 
 Job ids are ``secrets.token_urlsafe(16)`` (128 random bits); an id from a URL is checked against
 :data:`JOB_ID_PATTERN` before it names a folder, and result files have fixed names (:data:`OUTPUTS`), so no
@@ -23,6 +24,8 @@ changes them, which is what makes a redelivered or duplicated task harmless.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -30,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +44,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from roadnet.errors import NotFoundError
+from roadnet.errors import NotFoundError, StorageFullError, StorageReadOnlyError, redact_paths
+from worker.job_index import IndexRow, JobIndex
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +179,31 @@ class JobEnded(Exception):
     """Raised into a running pipeline when its job was dismissed or removed meanwhile: stop quietly."""
 
 
+#: SQLite's primary result codes for a full disk and a read-only database (the job index).
+SQLITE_FULL, SQLITE_READONLY = 13, 8
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a full or read-only data directory into :class:`StorageFullError` or
+    :class:`StorageReadOnlyError`, whose messages name no path."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        code = exc.errno if isinstance(exc, OSError) else getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (errno.ENOSPC, errno.EDQUOT, SQLITE_FULL):
+            raise StorageFullError(
+                "the service's storage is full, so nothing was stored; try again later, and tell the "
+                "service's operator if it lasts"
+            ) from exc
+        if code in (errno.EROFS, SQLITE_READONLY):
+            raise StorageReadOnlyError(
+                "the service's storage is read-only, so nothing was stored or deleted; tell the service's "
+                "operator"
+            ) from exc
+        raise
+
+
 class JobStore:
     """Job records and files under ``<data_dir>/jobs``; safe to use from many processes at once."""
 
@@ -182,6 +212,8 @@ class JobStore:
         self.uploads = Path(data_dir) / "uploads"
         self.root.mkdir(parents=True, exist_ok=True)
         self.uploads.mkdir(parents=True, exist_ok=True)
+        #: Opened on first use: only the service's calls (create, page, count_active, removal) use it.
+        self.index = JobIndex(Path(data_dir) / "index.sqlite", self._index_rows)
 
     # ---- paths (never from user input: ids are checked, file names are fixed) ----
 
@@ -220,8 +252,12 @@ class JobStore:
     def _write(self, folder: Path, record: JobRecord) -> None:
         record.updated = utcnow()
         tmp = folder / f".{RECORD}.{secrets.token_hex(4)}"
-        tmp.write_text(record.model_dump_json(indent=1))
-        os.replace(tmp, folder / RECORD)
+        try:
+            tmp.write_text(record.model_dump_json(indent=1))
+            os.replace(tmp, folder / RECORD)
+        except BaseException:  # a full disk: no half-written record is left beside the last good one
+            tmp.unlink(missing_ok=True)
+            raise
 
     @contextmanager
     def _locked(self, job_id: str) -> Iterator[tuple[Path, JobRecord]]:
@@ -248,12 +284,13 @@ class JobStore:
         scene: Mapping[str, Any],
         bbox: list[float] | None = None,
     ) -> JobRecord:
-        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
+        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input.
+
+        All or nothing: when the data directory is full or read-only (:func:`storage_errors`), the job's
+        folder is removed again and ``upload`` stays where it was.
+        """
         job_id = secrets.token_urlsafe(16)
         folder = self.folder(job_id)
-        folder.mkdir()
-        (folder / ".lock").touch()
-        os.replace(upload, folder / INPUT)
         now = utcnow()
         record = JobRecord(
             id=job_id,
@@ -266,8 +303,24 @@ class JobStore:
             scene=dict(scene),
             bbox=bbox,
         )
-        self._write(folder, record)
+        with storage_errors():
+            try:
+                folder.mkdir()
+                (folder / ".lock").touch()
+                self._write(folder, record)  # before the move, which then cannot fail for space
+                self.index.add(job_id, owner, now)
+                os.replace(upload, folder / INPUT)
+            except BaseException:
+                self.remove(job_id)
+                raise
         return record
+
+    def remove(self, job_id: str) -> None:
+        """Remove a job and its files at once (a job that could not be queued)."""
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        # On a full disk the row may stay: listings skip it, its record being gone.
+        with contextlib.suppress(sqlite3.Error, OSError):
+            self.index.remove([job_id])
 
     def get(self, job_id: str) -> JobRecord:
         """The record; :class:`NotFoundError` when there is none."""
@@ -280,11 +333,28 @@ class JobStore:
             except (NotFoundError, ValueError):  # removed meanwhile, or creation interrupted
                 continue
 
+    def _index_rows(self) -> Iterator[IndexRow]:
+        for record in self._records():
+            yield record.id, record.owner, record.created, record.status in FINAL
+
+    def _existing(self, job_ids: list[str]) -> list[JobRecord]:
+        records = []
+        for job_id in job_ids:
+            with contextlib.suppress(NotFoundError, ValueError):  # removed meanwhile
+                records.append(self.get(job_id))
+        return records
+
     def page(self, owner: str | None, *, limit: int, offset: int = 0) -> tuple[list[JobRecord], int]:
         """``owner``'s jobs (every job when None), newest first: one page and the total count."""
-        records = [r for r in self._records() if owner is None or r.owner == owner]
-        records.sort(key=lambda r: r.created, reverse=True)
-        return records[offset : offset + limit], len(records)
+        job_ids, total = self.index.page(owner, limit=limit, offset=offset)
+        return self._existing(job_ids), total
+
+    def count_active(self, owner: str | None) -> int:
+        """How many ``accepted`` or ``running`` jobs ``owner`` has (every owner's when None)."""
+        records = self._existing(self.index.unfinished(owner))
+        with storage_errors():
+            self.index.mark_final(r.id for r in records if r.status in FINAL)
+        return sum(r.status not in FINAL for r in records)
 
     def ids(self, statuses: frozenset[JobStatus] | set[JobStatus]) -> list[str]:
         """Ids of every job in one of ``statuses``, oldest first."""
@@ -358,7 +428,7 @@ class JobStore:
                     return
                 record.status = JobStatus.failed
                 record.finished = utcnow()
-                record.message = message
+                record.message = redact_paths(message)
                 self._write(folder, record)
         except NotFoundError:
             log.info("job %s was removed before it could be marked failed", job_id)
@@ -369,7 +439,7 @@ class JobStore:
         The record stays until the cleanup removes it, so a worker still running the job sees the
         dismissal at its next progress report and stops.
         """
-        with self._locked(job_id) as (folder, record):
+        with storage_errors(), self._locked(job_id) as (folder, record):
             if record.status is not JobStatus.dismissed:
                 record.status = JobStatus.dismissed
                 record.finished = utcnow()
@@ -418,6 +488,10 @@ class JobStore:
             if now - ended > ttl:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
+        try:
+            self.index.remove(removed)
+        except sqlite3.Error as exc:  # a full disk: the rows stay, and listings skip them (no record)
+            log.warning("could not remove expired jobs from the index: %s", exc)
         # Abandoned uploads, and heartbeats of workers gone for good (killed, or renamed).
         for path in [*self.uploads.glob("*.part"), *(self.root.parent / "workers").glob("*.json")]:
             try:

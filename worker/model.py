@@ -184,6 +184,24 @@ def load_model(
     return _load(path.resolve(), path.stat().st_mtime_ns, threads, chosen)
 
 
+def read_metadata(path: Path | None = None) -> ModelMetadata:
+    """The metadata of ``path`` (default: :func:`default_model_path`), without keeping a session: for the
+    service, which checks a job's options against the model but never runs it."""
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; set ROADNET_MODEL_PATH to an exported model")
+    return _read_metadata(path.resolve(), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _read_metadata(path: Path, mtime_ns: int) -> ModelMetadata:
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own untyped errors for unreadable models
+        raise ModelError(f"{path} is not a loadable ONNX model: {exc}") from exc
+    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+
+
 @lru_cache(maxsize=4)
 def _load(path: Path, mtime_ns: int, threads: int, providers: tuple[str, ...]) -> RoadModel:
     keep_freed_memory()

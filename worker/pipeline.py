@@ -22,6 +22,7 @@ from worker.cog import scene_to_cog
 from worker.inference import InferenceOptions, predict_scene
 from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
 from worker.preview import render_mask_preview, render_preview
+from worker.speed import record_speed
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def internal_error_message(exc: BaseException) -> str:
 class _Progress:
     """Maps each stage's fraction done onto the job's percent, written at most every REPORT_INTERVAL_S."""
 
-    def __init__(self, store: JobStore, job_id: str, on_progress: Callable[[int], None] | None) -> None:
-        self.store, self.job_id, self.on_progress = store, job_id, on_progress
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self.store, self.job_id = store, job_id
         self.last = 0.0
 
     def stage(self, start: int, end: int, message: str) -> Callable[[float], None]:
@@ -65,8 +66,6 @@ class _Progress:
             return
         self.last = now
         self.store.report(self.job_id, int(percent), message)  # JobEnded when dismissed
-        if self.on_progress is not None:
-            self.on_progress(int(percent))
 
 
 def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
@@ -86,7 +85,6 @@ def run_job(
     store: JobStore,
     model_path: Path | None,
     worker: str,
-    on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Run job ``job_id`` to its end: ``successful`` with its results, ``failed`` with a reason, or
     stopped quietly when it was dismissed.
@@ -99,7 +97,8 @@ def run_job(
         log.info("job %s is already final; nothing to do", job_id)
         return
     workdir = store.new_workdir(job_id)
-    progress = _Progress(store, job_id, on_progress)
+    progress = _Progress(store, job_id)
+    started = time.monotonic()
     try:
         inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
         prediction = predict_scene(
@@ -134,6 +133,11 @@ def run_job(
         }
         store.publish(job_id, workdir, summary)
         log.info("job %s successful", job_id)
+        pixels = prediction.windows * prediction.window**2
+        try:
+            record_speed(store.root.parent, worker, pixels, time.monotonic() - started)
+        except OSError as exc:  # the job is done; the next one measures again
+            log.warning("could not record the worker's speed: %s", exc)
     except JobEnded:
         log.info("job %s was dismissed while running; stopped", job_id)
     except SoftTimeLimitExceeded:

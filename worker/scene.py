@@ -14,7 +14,12 @@ The rules:
   percentiles come from one decimated read of the whole scene (at most 1024 pixels on the long side,
   overviews when the file has them), taken once, so every block of a scene is stretched alike.
 - No data: a pixel is no data where GDAL's mask (nodata value, alpha band or mask band) marks all three
-  used bands invalid. No-data pixels are fed to the model as black and come out as no data.
+  used bands invalid, or where any used band is NaN or infinite. No-data pixels are fed to the model as
+  black and come out as no data; the stretch's percentiles ignore them.
+- Bounded cost: checking a scene reads at most about :data:`SAMPLE_PIXELS` pixels whatever its size and
+  tiling: a decimated read where that level (the scene, or an overview) is small enough, else
+  :data:`SAMPLE_BLOCKS` blocks spread over the scene. GDAL decodes a whole block to read any of its
+  pixels, so a block (tile or strip) over :data:`MAX_BLOCK_BYTES` is refused.
 - Georeference: a raster without a CRS or geotransform (plain JPEG/PNG) is accepted with a warning,
   and results are in pixel coordinates, unless ``require_georeference`` is set.
 """
@@ -22,6 +27,7 @@ The rules:
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +46,14 @@ log = logging.getLogger(__name__)
 
 #: The long side of the decimated read that checks readability and gives the stretch percentiles.
 STATS_SIDE = 1024
+#: The most pixels a check reads from one level (the scene or an overview) in a decimated read.
+SAMPLE_PIXELS = 4096 * 4096
+#: Blocks read, spread over the scene, when a decimated read would cost more than SAMPLE_PIXELS.
+SAMPLE_BLOCKS = 64
+#: The side of each block's decimated read among the SAMPLE_BLOCKS.
+SAMPLE_BLOCK_SIDE = 128
+#: The largest block (tile or strip, every band) accepted: about 9 000 x 9 000 RGB pixels of 8 bit.
+MAX_BLOCK_BYTES = 256 * 1024**2
 #: Percentiles of the 8-bit stretch for non-uint8 data.
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: The smallest side accepted by default: the paper's window.
@@ -67,6 +81,8 @@ class SceneInfo:
     has_mask: bool
     #: Per used band (low, high) of the linear stretch to 8 bit; None for uint8 data (used as is).
     stretch: tuple[tuple[float, float], ...] | None
+    #: The share of pixels that hold data, estimated from the checked sample.
+    valid_fraction: float
     warnings: tuple[str, ...] = ()
 
 
@@ -123,10 +139,54 @@ def _check_size(src: DatasetReader, min_side: int, max_pixels: int) -> None:
         )
 
 
+def _check_blocks(src: DatasetReader) -> None:
+    block_h, block_w = src.block_shapes[0]
+    size = block_h * block_w * src.count * np.dtype(src.dtypes[0]).itemsize
+    if size > MAX_BLOCK_BYTES:
+        raise SceneSizeError(
+            f"{Path(src.name).name} is stored in blocks of {block_w}x{block_h} pixels ({size / 2**20:,.0f} "
+            f"MiB each, more than {MAX_BLOCK_BYTES // 2**20} MiB), which cannot be read in parts; save it "
+            "tiled, e.g. gdal_translate -co TILED=YES in.tif out.tif"
+        )
+
+
+def _sample(src: DatasetReader, used: tuple[int, int, int]) -> np.ma.MaskedArray:
+    """Pixels ``(3, n)`` from all over the scene, read at a bounded cost (see the module docstring)."""
+    shrink = max(1.0, max(src.width, src.height) / STATS_SIDE)
+    # GDAL reads a decimated request from the coarsest overview still at least as fine as asked for.
+    level = max(f for f in (1, *src.overviews(used[0])) if f <= shrink)
+    if src.width * src.height / level**2 <= SAMPLE_PIXELS:
+        out_shape = (3, max(1, int(src.height / shrink)), max(1, int(src.width / shrink)))
+        return src.read(used, out_shape=out_shape, masked=True).reshape(3, -1)
+    block_h, block_w = src.block_shapes[0]
+    n_rows, n_cols = math.ceil(src.height / block_h), math.ceil(src.width / block_w)
+    wanted = max(1, min(SAMPLE_BLOCKS, SAMPLE_PIXELS // (block_h * block_w)))
+    cols = min(n_cols, math.isqrt(wanted))
+    rows = min(n_rows, wanted // cols)
+    parts = []
+    for row in np.unique(np.linspace(0, n_rows - 1, rows).round().astype(int)):
+        for col in np.unique(np.linspace(0, n_cols - 1, cols).round().astype(int)):
+            window = Window(col * block_w, row * block_h, block_w, block_h).intersection(
+                Window(0, 0, src.width, src.height)
+            )
+            side = (min(window.height, SAMPLE_BLOCK_SIDE), min(window.width, SAMPLE_BLOCK_SIDE))
+            parts.append(src.read(used, window=window, out_shape=(3, *side), masked=True).reshape(3, -1))
+    return np.ma.concatenate(parts, axis=1)
+
+
+def _invalid(data: np.ma.MaskedArray) -> np.ndarray:
+    """Where ``data`` (bands first) is no data: every band masked, or any band NaN or infinite."""
+    invalid = np.asarray(np.ma.getmaskarray(data).all(axis=0))
+    if data.dtype.kind == "f":
+        invalid |= ~np.isfinite(np.asarray(data.data)).all(axis=0)
+    return invalid
+
+
 def _stretch_from(sample: np.ma.MaskedArray) -> tuple[tuple[float, float], ...]:
     limits = []
     for band in sample:
         values = band.compressed()
+        values = values[np.isfinite(values)]
         if values.size == 0:
             low, high = 0.0, 1.0
         else:
@@ -145,11 +205,11 @@ def inspect_scene(
 ) -> SceneInfo:
     """Check that ``path`` is a scene inference can use and say how to read it.
 
-    Reads only a decimated copy (at most :data:`STATS_SIDE` pixels on the long side) and the last
-    block, so it is quick on scenes of any size. Raises :class:`UnreadableRasterError` (not a raster,
-    truncated, corrupt), :class:`BandCountError` (fewer than three bands, or a bad ``bands``),
-    :class:`SceneSizeError` (a side under ``min_side``, or more than ``max_pixels`` pixels; default
-    ``ROADNET_MAX_SCENE_PIXELS``) and :class:`NotGeoreferencedError` (no CRS or geotransform while
+    Reads a bounded sample (see the module docstring) and the last block, so it is quick on scenes of
+    any size. Raises :class:`UnreadableRasterError` (not a raster, truncated, corrupt),
+    :class:`BandCountError` (fewer than three bands, or a bad ``bands``), :class:`SceneSizeError` (a
+    side under ``min_side``, more than ``max_pixels`` pixels (default ``ROADNET_MAX_SCENE_PIXELS``), or
+    blocks too large to read in parts) and :class:`NotGeoreferencedError` (no CRS or geotransform while
     ``require_georeference``).
     """
     path = Path(path)
@@ -172,19 +232,19 @@ def inspect_scene(
                 )
             notes.append(f"{path.name} is not georeferenced: results are in pixel coordinates")
             log.warning(notes[-1])
-        shrink = max(1.0, max(src.width, src.height) / STATS_SIDE)
-        out_shape = (3, max(1, int(src.height / shrink)), max(1, int(src.width / shrink)))
-        # The decimated read may skip the file's end; the last block shows a truncated file.
+        _check_blocks(src)
+        # The sample may skip the file's end; the last block shows a truncated file.
         block_h, block_w = (min(b, n) for b, n in zip(src.block_shapes[0], src.shape, strict=True))
         last = Window(src.width - block_w, src.height - block_h, block_w, block_h)
         try:
-            sample = src.read(used, out_shape=out_shape, masked=True)
-            src.read(used, window=last)
+            sample = _sample(src, used)
+            src.read(used, window=last, out_shape=(3, min(block_h, 16), min(block_w, 16)))
         except RasterioError as exc:
             raise _unreadable(path, exc) from exc
         mask_flags = {flag for band in used for flag in src.mask_flag_enums[band - 1]}
         has_mask = any(flag.name != "all_valid" for flag in mask_flags)
         stretch = None if src.dtypes[used[0] - 1] == "uint8" else _stretch_from(sample)
+        valid_fraction = 1.0 - float(_invalid(sample).mean()) if sample.size else 0.0
         return SceneInfo(
             path=path,
             driver=src.driver,
@@ -198,6 +258,7 @@ def inspect_scene(
             bands=used,
             has_mask=has_mask,
             stretch=stretch,
+            valid_fraction=valid_fraction,
             warnings=tuple(notes),
         )
 
@@ -230,7 +291,7 @@ def to_rgb8(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``(3, rows, cols)`` as uint8 RGB (stretched when ``stretch`` is given, see the module
     docstring) and their validity mask ``(rows, cols)``; no-data pixels are black."""
-    invalid = np.asarray(np.ma.getmaskarray(data).all(axis=0))
+    invalid = _invalid(data)
     values = np.asarray(data.data)
     if stretch is None:
         rgb = values.astype(np.uint8, copy=False)
@@ -238,6 +299,7 @@ def to_rgb8(
         rgb = np.empty(values.shape, np.uint8)
         for i, (low, high) in enumerate(stretch):
             scaled = (values[i].astype(np.float32) - low) * (255.0 / (high - low))
+            scaled[invalid] = 0  # NaN and inf have no 8-bit value; these pixels are no data anyway
             rgb[i] = np.rint(np.clip(scaled, 0, 255))
     rgb[:, invalid] = 0
     return rgb, ~invalid

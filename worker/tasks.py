@@ -1,8 +1,9 @@
-"""The Celery task (a job id in, the job id out) and the worker's start-up and heartbeat.
+"""The Celery task (a job id in) and the worker's start-up and heartbeat.
 
-The work itself is :func:`worker.pipeline.run_job`; this module only connects it to Celery: progress as
-task state, the job's end when the pool process is killed past the hard time limit, and, for the
-embedded broker (which never redelivers), requeueing unfinished jobs before the worker consumes.
+The work itself is :func:`worker.pipeline.run_job`; this module only connects it to Celery: the job's
+end when the pool process is killed past the hard time limit, and, for the embedded broker (which never
+redelivers), requeueing unfinished jobs before the worker consumes. The task returns nothing and Celery
+keeps no result: the job store is the one record of a job.
 """
 
 from __future__ import annotations
@@ -40,22 +41,20 @@ class JobTask(Task):
         JobStore(get_settings().data_dir).fail(args[0], message)
 
 
-@shared_task(name=RUN_JOB, bind=True, base=JobTask)
-def run_job(self: Task, job_id: str) -> str:
-    """Run job ``job_id`` (see :func:`worker.pipeline.run_job`); returns the id."""
+@shared_task(name=RUN_JOB, bind=True, base=JobTask, ignore_result=True)
+def run_job(self: Task, job_id: str) -> None:
+    """Run job ``job_id`` (see :func:`worker.pipeline.run_job`).
+
+    Progress and outcome go to the job store alone, never to the broker: a broker outage while the job
+    runs cannot change how it ends.
+    """
     settings = get_settings()
-
-    def on_progress(percent: int) -> None:
-        self.update_state(state="PROGRESS", meta={"job_id": job_id, "progress": percent})
-
     pipeline.run_job(
         job_id,
         store=JobStore(settings.data_dir),
         model_path=settings.model_path,
         worker=self.request.hostname or f"pid {os.getpid()}",
-        on_progress=on_progress,
     )
-    return job_id
 
 
 # ---- worker process start-up (the main process, before it consumes) ----
@@ -117,7 +116,10 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
 
     def beat() -> None:
         while True:
-            record_heartbeat(data_dir, hostname)
+            try:
+                record_heartbeat(data_dir, hostname)
+            except OSError as exc:  # a full or failing disk: beat again next time, when it may be back
+                log.warning("could not record the worker's heartbeat: %s", exc)
             if _stop_heartbeat.wait(HEARTBEAT_INTERVAL_S):
                 return
 

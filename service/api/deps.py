@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from roadnet.errors import AuthenticationError, NotFoundError
 from roadnet.settings import Settings
+from service.broker_check import BrokerCheck
 from worker.jobs import JobRecord, JobStore
 
 
@@ -38,9 +39,16 @@ async def get_celery(request: Request) -> Celery:
     return celery
 
 
+async def get_broker_check(request: Request) -> BrokerCheck:
+    """The app's one broker check (shared, so that concurrent health requests share its answer)."""
+    check: BrokerCheck = request.app.state.broker_check
+    return check
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+BrokerCheckDep = Annotated[BrokerCheck, Depends(get_broker_check)]
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key from ROADNET_API_KEYS (when set)."
@@ -53,17 +61,12 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def get_owner(
-    settings: SettingsDep,
-    api_key: Annotated[str | None, Security(_api_key_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> str | None:
-    """The caller, as the hash of its API key; None when the service has no API keys (everyone sees all).
+APIKeyDep = Annotated[str | None, Security(_api_key_header)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
-    Raises :class:`AuthenticationError` (401) when API keys are set and the request has no known one.
-    """
-    if not settings.api_keys:
-        return None
+
+def _known_key(settings: Settings, api_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> str:
+    """The hash of the request's API key; :class:`AuthenticationError` when it has no known one."""
     key = api_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise AuthenticationError(
@@ -76,7 +79,24 @@ async def get_owner(
     return digest
 
 
+async def get_owner(settings: SettingsDep, api_key: APIKeyDep, bearer: BearerDep) -> str | None:
+    """The caller, as the hash of its API key; None when the service has no API keys (everyone sees all).
+
+    Raises :class:`AuthenticationError` (401) when API keys are set and the request has no known one.
+    """
+    return _known_key(settings, api_key, bearer) if settings.api_keys else None
+
+
+async def is_trusted(settings: SettingsDep, api_key: APIKeyDep, bearer: BearerDep) -> bool:
+    """Whether the caller may see details of the service: it has a known key, or the service has none."""
+    try:
+        return await get_owner(settings, api_key, bearer) is not None or not settings.api_keys
+    except AuthenticationError:
+        return False
+
+
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+TrustedDep = Annotated[bool, Depends(is_trusted)]
 
 
 async def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobRecord:

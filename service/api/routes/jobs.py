@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
-from pathlib import Path
-from typing import Any
-
-import rasterio
-from affine import Affine
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import ValidationError
-from rasterio.crs import CRS
-from rasterio.warp import transform_bounds
-from starlette.concurrency import run_in_threadpool
 
-from roadnet.errors import ConflictError, InputError, NotFoundError, QueueUnavailableError
-from service.api.deps import CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from roadnet.errors import ConflictError, NotFoundError
+from service.api.deps import BrokerCheckDep, CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from service.intake import accept_job, check_queue, check_quota
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
-from worker.celery_app import RUN_JOB
 from worker.jobs import OUTPUTS, JobRecord, JobStatus, OutputName
-from worker.scene import SceneInfo, inspect_scene
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
-#: GDAL's block cache (MB) while an upload is checked.
-VALIDATION_CACHE_MB = 64
 
 
 def job_public(record: JobRecord, request: Request) -> JobPublic:
@@ -59,55 +43,6 @@ def job_public(record: JobRecord, request: Request) -> JobPublic:
         options=record.options,
         summary=record.summary,
     )
-
-
-def _scene_summary(info: SceneInfo) -> dict[str, Any]:
-    return {
-        "width": info.width,
-        "height": info.height,
-        "bands": info.count,
-        "dtype": info.dtype,
-        "crs": CRS.from_wkt(info.crs).to_string() if info.crs else None,
-    }
-
-
-def scene_bbox(info: SceneInfo) -> list[float] | None:
-    """The scene's bounds in WGS 84 longitude/latitude, ``[west, south, east, north]`` (RFC 7946 bbox),
-    for placing it on a map; None when it has no CRS.
-
-    All four corners count, so a rotated geotransform is covered; the edges are densified in the
-    transformation, since a straight edge in a projected CRS bulges in lon/lat.
-    """
-    if info.crs is None:
-        return None
-    transform = Affine(*info.transform)
-    corners = [transform * (col, row) for col in (0, info.width) for row in (0, info.height)]
-    xs, ys = [x for x, _ in corners], [y for _, y in corners]
-    west, south, east, north = transform_bounds(
-        CRS.from_wkt(info.crs), "EPSG:4326", min(xs), min(ys), max(xs), max(ys)
-    )
-    return [west, south, east, north]
-
-
-def _inspect(path: Path, max_pixels: int) -> SceneInfo:
-    """Check an upload as inference will read it, with GDAL's block cache bounded: by default it may
-    grow to 5% of the machine's memory, which a large upload's decimated read would fill (measured: 1 GB
-    more resident memory for a 1 GB upload)."""
-    with rasterio.Env(GDAL_CACHEMAX=VALIDATION_CACHE_MB):
-        return inspect_scene(path, require_georeference=True, max_pixels=max_pixels)
-
-
-def _options(fields: dict[str, str]) -> JobCreate:
-    """The form fields as options; an empty field counts as not given."""
-    try:
-        return JobCreate.model_validate({name: value for name, value in fields.items() if value != ""})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
-            + (f" (got {error['input']!r})" if error["type"] != "extra_forbidden" else "")
-            for error in exc.errors()
-        )
-        raise InputError(f"invalid options: {problems}") from None
 
 
 _UPLOAD_BODY = {
@@ -140,45 +75,39 @@ _UPLOAD_BODY = {
     responses={
         413: {"description": "The upload is larger than ROADNET_MAX_UPLOAD_BYTES"},
         422: {"description": "The file is not a usable scene, or an option is invalid; `detail` says why"},
+        429: {"description": "The key already has ROADNET_MAX_ACTIVE_JOBS_PER_KEY jobs queued or running"},
+        503: {"description": "The job queue cannot be reached, or the data directory is read-only"},
+        507: {"description": "The data directory is full; nothing was stored"},
     },
 )
 async def create_job(
-    request: Request, settings: SettingsDep, store: StoreDep, celery: CeleryDep, owner: OwnerDep
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    broker: BrokerCheckDep,
+    owner: OwnerDep,
 ) -> JSONResponse:
     """Upload a GeoTIFF (multipart field `file`) with optional options as form fields.
 
-    The file is checked before the job is queued: it must be a raster GDAL reads, georeferenced, with at
-    least three bands, within the size limits. The answer is the job's status document, with its URL in
+    The file is checked before the job is queued: it must be a raster GDAL reads, georeferenced on the
+    globe, with at least three bands, enough valid pixels, within the size limits, and the options must
+    suit the model. The answer is the job's status document, with its URL in
     `Location`. Nothing of a refused upload is kept.
     """
+    # Before the body, so that a refused upload costs no transfer.
+    await check_quota(store, owner, settings)
+    await check_queue(broker, settings)
     upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
-    try:
-        options = _options(upload.fields)
-        try:
-            info = await run_in_threadpool(_inspect, upload.path, settings.max_scene_pixels)
-        except InputError as exc:
-            # The engine names the file it read, a temporary name: say the user's own instead.
-            raise type(exc)(str(exc).replace(upload.path.name, upload.filename)) from None
-        record = store.create(
-            upload.path,
-            owner=owner,
-            filename=upload.filename,
-            options=options.model_dump(exclude_defaults=True),
-            scene=_scene_summary(info),
-            bbox=scene_bbox(info),
-        )
-    except BaseException:
-        upload.path.unlink(missing_ok=True)
-        raise
-    try:
-        await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)
-    except Exception as exc:  # kombu raises its transport's own connection errors
-        shutil.rmtree(store.folder(record.id), ignore_errors=True)
-        log.error("could not queue job %s: %s", record.id, exc)
-        raise QueueUnavailableError(
-            "the job queue cannot be reached, so no job was started; try again in a minute"
-        ) from exc
-    log.info("job %s accepted: %s, %dx%d", record.id, upload.filename, info.width, info.height)
+    record = await accept_job(
+        upload.path,
+        filename=upload.filename,
+        fields=upload.fields,
+        owner=owner,
+        settings=settings,
+        store=store,
+        celery=celery,
+    )
     document = job_public(record, request)
     return JSONResponse(
         document.model_dump(mode="json"), status_code=201, headers={"Location": document.links[0].href}
