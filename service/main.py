@@ -10,13 +10,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
-from service.api.routes import health, jobs, processes, web
+from service.api.routes import execution, health, jobs, landing, processes, web
 from service.errors import install_error_handlers
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
@@ -27,18 +29,24 @@ log = logging.getLogger(__name__)
 CLEANUP_INTERVAL_S = 600.0
 
 DESCRIPTION = """
-Road extraction from satellite imagery. Upload a georeferenced RGB GeoTIFF to `POST /jobs`, follow
-the job at `GET /jobs/{id}` (OGC API - Processes status document, `progress` 0-100), then download
-the road mask and probability (Cloud-Optimised GeoTIFF), the road centrelines (GeoJSON) and previews
-(PNG) from `/jobs/{id}/results/...`.
+Road extraction from satellite imagery, as OGC API - Processes - Part 1: Core 1.0. Start a job with
+`POST /processes/road-extraction/execution` (the georeferenced RGB GeoTIFF by reference, `href`, or
+inline base64) or by uploading it to `POST /jobs` (multipart); follow it at `GET /jobs/{id}` (status
+document, `progress` 0-100), then download the road mask and probability (Cloud-Optimised GeoTIFF),
+the road centrelines (GeoJSON) and previews (PNG) from `/jobs/{id}/results`. Errors are OGC API
+exception documents (`type`, `title`, `status`, `detail`).
+"""
 
-When the service has API keys (`ROADNET_API_KEYS`), every `/jobs` and `/processes` request needs one,
-in `X-API-Key` or `Authorization: Bearer`, and each key sees only its own jobs.
+#: Added to the description when the service has API keys (and only then is security declared).
+KEYS_DESCRIPTION = """
+Every `/jobs` and `/processes` request needs an API key, in `X-API-Key` or `Authorization: Bearer`,
+and each key sees only its own jobs.
 """
 
 TAGS = [
+    {"name": "discovery", "description": "The landing page and the conformance classes (OGC API)."},
     {"name": "jobs", "description": "Upload a scene, follow its job, download the results."},
-    {"name": "processes", "description": "OGC API - Processes discovery: what the service computes."},
+    {"name": "processes", "description": "OGC API - Processes: what the service computes, and running it."},
     {"name": "health", "description": "Whether the broker, a worker and the model are available."},
 ]
 
@@ -50,6 +58,23 @@ async def remove_expired_jobs(store: JobStore, ttl: timedelta, interval_s: float
         if removed:
             log.info("removed %d expired job(s)", len(removed))
         await asyncio.sleep(interval_s)
+
+
+def openapi_for(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document as this service behaves: without API keys, no security and no 401."""
+    if app.openapi_schema is None:
+        description = DESCRIPTION + (KEYS_DESCRIPTION if settings.api_keys else "")
+        schema = get_openapi(
+            title=app.title, version=app.version, description=description, routes=app.routes, tags=TAGS
+        )
+        if not settings.api_keys:
+            schema.get("components", {}).pop("securitySchemes", None)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+                    operation["responses"].pop("401", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,8 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="roadnet",
         version=__version__,
-        description=DESCRIPTION,
-        openapi_tags=TAGS,
         lifespan=lifespan,
         docs_url=None,  # /docs is the web router's, with Swagger UI served from here (no CDN)
         redoc_url=None,  # ReDoc would load from a CDN
@@ -77,8 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.celery = create_celery(settings)
     install_error_handlers(app)
+    app.include_router(landing.router)  # / (the web page, or the landing page as JSON), /conformance
     app.include_router(jobs.router)
     app.include_router(processes.router)
+    app.include_router(execution.router)
     app.include_router(health.router)
-    app.include_router(web.router)  # the web page (issue 8): / and /static; and /docs
+    app.include_router(web.router)  # the web page's files (issue 8) under /static; and /docs
+    app.openapi = lambda: openapi_for(app, settings)  # type: ignore[method-assign]
     return app

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from roadnet.errors import NotFoundError
+from roadnet.errors import NoSuchJobError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,10 @@ class JobOptions(BaseModel):
     )
 
 
+#: How ``/jobs/{id}/results`` answers (OGC API - Processes ``response``).
+ResultsResponse = Literal["raw", "document"]
+
+
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (every timestamp in a record is)."""
     return datetime.now(UTC)
@@ -163,6 +167,13 @@ class JobRecord(BaseModel):
     attempts: int = 0
     worker: str | None = Field(default=None, description="Celery hostname of the worker running it")
     results: list[OutputName] = Field(default_factory=list)
+    outputs: list[OutputName] | None = Field(
+        default=None, description="The outputs an execute request asked for; None: all of them"
+    )
+    response: ResultsResponse = Field(
+        default="document",
+        description="How an execute request wants /results: raw (the file, for one output) or a document",
+    )
 
 
 class JobEnded(Exception):
@@ -183,7 +194,7 @@ class JobStore:
     def folder(self, job_id: str) -> Path:
         """The job's folder; :class:`NotFoundError` for a string that cannot be a job id."""
         if not JOB_ID_PATTERN.fullmatch(job_id):
-            raise NotFoundError(f"no job {job_id!r}")
+            raise NoSuchJobError(f"no job {job_id!r}")
         return self.root / job_id
 
     def input_path(self, job_id: str) -> Path:
@@ -210,7 +221,7 @@ class JobStore:
         try:
             return JobRecord.model_validate_json((folder / RECORD).read_bytes())
         except FileNotFoundError:
-            raise NotFoundError(f"no job {folder.name!r}") from None
+            raise NoSuchJobError(f"no job {folder.name!r}") from None
 
     def _write(self, folder: Path, record: JobRecord) -> None:
         record.updated = utcnow()
@@ -225,7 +236,7 @@ class JobStore:
         try:
             fd = os.open(folder / ".lock", os.O_RDWR)
         except FileNotFoundError:
-            raise NotFoundError(f"no job {job_id!r}") from None
+            raise NoSuchJobError(f"no job {job_id!r}") from None
         try:
             # flock (not lockf): it excludes threads of one process too, each holding its own open file.
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -242,6 +253,8 @@ class JobStore:
         options: Mapping[str, Any],
         scene: Mapping[str, Any],
         bbox: list[float] | None = None,
+        outputs: list[OutputName] | None = None,
+        response: ResultsResponse = "document",
     ) -> JobRecord:
         """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
         job_id = secrets.token_urlsafe(16)
@@ -260,6 +273,8 @@ class JobStore:
             options=dict(options),
             scene=dict(scene),
             bbox=bbox,
+            outputs=outputs,
+            response=response,
         )
         self._write(folder, record)
         return record

@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import rasterio
 from affine import Affine
+from celery import Celery
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from starlette.concurrency import run_in_threadpool
 
-from roadnet.errors import ConflictError, InputError, NotFoundError, QueueUnavailableError
+from roadnet.errors import (
+    InputError,
+    JobFailedError,
+    NotFoundError,
+    QueueUnavailableError,
+    ResultNotReadyError,
+)
+from roadnet.settings import Settings
 from service.api.deps import CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from service.errors import error_responses
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
 from worker.celery_app import RUN_JOB
-from worker.jobs import OUTPUTS, JobRecord, JobStatus, OutputName
+from worker.jobs import OUTPUTS, JobRecord, JobStatus, JobStore, OutputName, ResultsResponse
 from worker.scene import SceneInfo, inspect_scene
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
 
 RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
 #: GDAL's block cache (MB) while an upload is checked.
@@ -97,7 +108,7 @@ def _inspect(path: Path, max_pixels: int) -> SceneInfo:
         return inspect_scene(path, require_georeference=True, max_pixels=max_pixels)
 
 
-def _options(fields: dict[str, str]) -> JobCreate:
+def _options(fields: Mapping[str, object]) -> JobCreate:
     """The form fields as options; an empty field counts as not given."""
     try:
         return JobCreate.model_validate({name: value for name, value in fields.items() if value != ""})
@@ -137,10 +148,7 @@ _UPLOAD_BODY = {
     response_model=JobPublic,
     summary="Upload a scene and start a job",
     openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses={
-        413: {"description": "The upload is larger than ROADNET_MAX_UPLOAD_BYTES"},
-        422: {"description": "The file is not a usable scene, or an option is invalid; `detail` says why"},
-    },
+    responses=error_responses(413, 422, 503),
 )
 async def create_job(
     request: Request, settings: SettingsDep, store: StoreDep, celery: CeleryDep, owner: OwnerDep
@@ -152,23 +160,58 @@ async def create_job(
     `Location`. Nothing of a refused upload is kept.
     """
     upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
+    record = await start_job(
+        upload.path,
+        upload.filename,
+        upload.fields,
+        settings=settings,
+        store=store,
+        celery=celery,
+        owner=owner,
+    )
+    document = job_public(record, request)
+    return JSONResponse(
+        document.model_dump(mode="json"), status_code=201, headers={"Location": document.links[0].href}
+    )
+
+
+async def start_job(
+    scene: Path,
+    filename: str,
+    fields: Mapping[str, object],
+    *,
+    settings: Settings,
+    store: JobStore,
+    celery: Celery,
+    owner: str | None,
+    outputs: list[OutputName] | None = None,
+    response: ResultsResponse = "document",
+) -> JobRecord:
+    """Check a received scene (in the data directory) and its options, and queue its job: the one way
+    every job starts, whether uploaded (``POST /jobs``) or executed (``POST /processes/.../execution``).
+
+    ``scene`` is moved into the job, or removed when it is refused; ``outputs`` and ``response`` are
+    what an execute request asked of the results (all, as a document, for an upload).
+    """
     try:
-        options = _options(upload.fields)
+        options = _options(fields)
         try:
-            info = await run_in_threadpool(_inspect, upload.path, settings.max_scene_pixels)
+            info = await run_in_threadpool(_inspect, scene, settings.max_scene_pixels)
         except InputError as exc:
             # The engine names the file it read, a temporary name: say the user's own instead.
-            raise type(exc)(str(exc).replace(upload.path.name, upload.filename)) from None
+            raise type(exc)(str(exc).replace(scene.name, filename)) from None
         record = store.create(
-            upload.path,
+            scene,
             owner=owner,
-            filename=upload.filename,
+            filename=filename,
             options=options.model_dump(exclude_defaults=True),
             scene=_scene_summary(info),
             bbox=scene_bbox(info),
+            outputs=outputs,
+            response=response,
         )
     except BaseException:
-        upload.path.unlink(missing_ok=True)
+        scene.unlink(missing_ok=True)
         raise
     try:
         await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)
@@ -178,14 +221,13 @@ async def create_job(
         raise QueueUnavailableError(
             "the job queue cannot be reached, so no job was started; try again in a minute"
         ) from exc
-    log.info("job %s accepted: %s, %dx%d", record.id, upload.filename, info.width, info.height)
-    document = job_public(record, request)
-    return JSONResponse(
-        document.model_dump(mode="json"), status_code=201, headers={"Location": document.links[0].href}
-    )
+    log.info("job %s accepted: %s, %dx%d", record.id, filename, info.width, info.height)
+    return record
 
 
-@router.get("", response_model=JobsPublic, summary="List your jobs, newest first")
+@router.get(
+    "", response_model=JobsPublic, summary="List your jobs, newest first", responses=error_responses(422)
+)
 def list_jobs(
     request: Request,
     store: StoreDep,
@@ -206,7 +248,7 @@ def list_jobs(
     return JobsPublic(jobs=[job_public(r, request) for r in records], numberMatched=total, links=links)
 
 
-@router.get("/{job_id}", response_model=JobPublic, summary="A job's status")
+@router.get("/{job_id}", response_model=JobPublic, summary="A job's status", responses=error_responses(404))
 async def get_job(record: JobDep, request: Request) -> Response:
     """The job's status document: `status`, `progress` (0-100) and `message`; links to the results once
     the job is `successful`."""
@@ -214,7 +256,12 @@ async def get_job(record: JobDep, request: Request) -> Response:
     return Response(job_public(record, request).model_dump_json(), media_type="application/json")
 
 
-@router.delete("/{job_id}", response_model=JobPublic, summary="Cancel a job, or delete its results")
+@router.delete(
+    "/{job_id}",
+    response_model=JobPublic,
+    summary="Cancel a job, or delete its results",
+    responses=error_responses(404),
+)
 def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
     """Cancel a queued or running job, or delete a finished one's results: the job ends `dismissed`
     and its files are deleted. Its status document stays until the results' time to live has passed.
@@ -226,49 +273,109 @@ def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
 
 
 def _require_successful(record: JobRecord) -> None:
-    if record.status is not JobStatus.successful:
-        why = {
-            JobStatus.accepted: "it is waiting for a worker",
-            JobStatus.running: "it is still running",
-            JobStatus.failed: f"it failed: {record.message}",
-            JobStatus.dismissed: "it was dismissed and its files deleted",
-        }[record.status]
-        raise ConflictError(f"job {record.id} has no results: {why}")
+    """Nothing when ``record`` has results; else the error OGC API - Processes names for its state: not
+    ready (404 result-not-ready), the job's own failure, or gone (dismissed)."""
+    if record.status is JobStatus.successful:
+        return
+    if record.status is JobStatus.failed:
+        raise JobFailedError(f"job {record.id} has no results: it failed: {record.message}")
+    if record.status is JobStatus.dismissed:
+        raise NotFoundError(f"job {record.id} has no results: it was dismissed and its files deleted")
+    why = "it is waiting for a worker" if record.status is JobStatus.accepted else "it is still running"
+    raise ResultNotReadyError(f"job {record.id} has no results: {why}")
 
 
-@router.get("/{job_id}/results", response_model=dict[OutputName, ResultPublic], summary="A job's results")
-def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPublic]:
-    """Where each output of a successful job can be downloaded (409 before it is successful)."""
-    _require_successful(record)
-    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
-    return {
-        name: ResultPublic(href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title)
-        for name in record.results
-    }
+def _output_name(record: JobRecord, output: str) -> OutputName:
+    try:
+        return OutputName(output)
+    except ValueError:
+        known = ", ".join(OUTPUTS)
+        raise NotFoundError(f"job {record.id} has no output {output!r}; its outputs are {known}") from None
 
 
-@router.api_route(
-    "/{job_id}/results/{output}",
-    methods=["GET", "HEAD"],  # HEAD: GDAL's /vsicurl/ asks for the size before its range requests
-    response_class=FileResponse,
-    summary="Download one result",
-    responses={
-        200: {
-            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview and "
-            "mask_preview: PNG",
-            "content": {o.media_type: {} for o in OUTPUTS.values()},
-        },
-        409: {"description": "The job is not successful (yet)"},
-    },
-)
-def get_result(record: JobDep, output: OutputName, store: StoreDep) -> FileResponse:
-    """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
-    grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
-    (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
-    _require_successful(record)
+def _result_file(record: JobRecord, output: OutputName, store: JobStore) -> FileResponse:
     path = store.result_path(record.id, output)
     if not path.is_file():
         raise NotFoundError(f"job {record.id} has no {output.value} result (it was deleted)")
     return FileResponse(
         path, media_type=OUTPUTS[output].media_type, filename=f"{record.id}-{OUTPUTS[output].filename}"
     )
+
+
+_RESULT_CONTENT = {o.media_type: {"schema": {"type": "string", "format": "binary"}} for o in OUTPUTS.values()}
+
+
+@router.get(
+    "/{job_id}/results",
+    response_model=dict[OutputName, ResultPublic],
+    summary="A job's results",
+    responses={
+        200: {
+            "description": "The results document: where each output can be downloaded; or, for a job "
+            "executed with `response: raw` and one output, that output itself",
+            "content": _RESULT_CONTENT,
+        },
+        204: {"description": "`response: raw` with several outputs: each output's URL in a Link header"},
+        **error_responses(404, 500),
+    },
+)
+def get_results(record: JobDep, request: Request, store: StoreDep) -> Response:
+    """The results of a successful job (OGC API - Processes): a document of where each requested output
+    can be downloaded; for a job executed with `response: raw`, the output itself when it asked for one,
+    else an empty answer with the outputs in `Link` headers.
+
+    404 (`result-not-ready`) while the job has not finished; a failed job answers its failure."""
+    _require_successful(record)
+    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
+    wanted = [name for name in record.results if record.outputs is None or name in record.outputs]
+    if record.response == "raw" and len(wanted) == 1:
+        return _result_file(record, wanted[0], store)
+    if record.response == "raw":
+        links = [f'<{base}/{name}>; rel="{name}"; type="{OUTPUTS[name].media_type}"' for name in wanted]
+        return Response(status_code=204, headers={"Link": ", ".join(links)})
+    document = {
+        name.value: ResultPublic(
+            href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title
+        ).model_dump()
+        for name in wanted
+    }
+    return JSONResponse(document)
+
+
+_DOWNLOAD: dict[str, Any] = {
+    "response_class": FileResponse,
+    "responses": {
+        200: {
+            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview and "
+            "mask_preview: PNG",
+            "content": _RESULT_CONTENT,
+        },
+        **error_responses(404, 500),
+    },
+}
+
+
+@router.get("/{job_id}/results/{output}", summary="Download one result", **_DOWNLOAD)
+def get_result(
+    record: JobDep,
+    store: StoreDep,
+    output: str = Path_(description=f"One of {', '.join(OUTPUTS)}"),
+) -> FileResponse:
+    """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
+    grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
+    (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
+    name = _output_name(record, output)
+    _require_successful(record)
+    return _result_file(record, name, store)
+
+
+# HEAD: GDAL's /vsicurl/ asks for the size before its range requests. A route of its own, so that its
+# operation id is its own.
+router.add_api_route(
+    "/{job_id}/results/{output}",
+    get_result,
+    methods=["HEAD"],
+    name="head_result",
+    summary="One result's size and type, without its content",
+    **_DOWNLOAD,
+)
