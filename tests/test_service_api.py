@@ -7,7 +7,7 @@ tests that run jobs with real workers are test_service_embedded.py and test_serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -19,40 +19,11 @@ import rasterio
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from rasterio.transform import from_origin
+from service_harness import ClientFactory
 
-from roadnet.settings import Settings
 from service.api.routes.jobs import scene_bbox
-from service.main import create_app
 from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
 from worker.scene import inspect_scene
-
-ClientFactory = Callable[..., TestClient]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def make_client(data_dir: Path, tiny_onnx_model: Path) -> Iterator[ClientFactory]:
-    clients: list[TestClient] = []
-
-    def make(**settings: object) -> TestClient:
-        app = create_app(Settings(data_dir=data_dir, model_path=tiny_onnx_model, **settings))  # type: ignore[arg-type]
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(make_client: ClientFactory) -> TestClient:
-    return make_client()
 
 
 def upload(
