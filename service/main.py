@@ -6,20 +6,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
 from service.api.routes import execution, health, jobs, landing, processes, web
 from service.errors import install_error_handlers
+from service.openapi import openapi_document
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
 
@@ -60,23 +60,6 @@ async def remove_expired_jobs(store: JobStore, ttl: timedelta, interval_s: float
         await asyncio.sleep(interval_s)
 
 
-def openapi_for(app: FastAPI, settings: Settings) -> dict[str, Any]:
-    """The OpenAPI document as this service behaves: without API keys, no security and no 401."""
-    if app.openapi_schema is None:
-        description = DESCRIPTION + (KEYS_DESCRIPTION if settings.api_keys else "")
-        schema = get_openapi(
-            title=app.title, version=app.version, description=description, routes=app.routes, tags=TAGS
-        )
-        if not settings.api_keys:
-            schema.get("components", {}).pop("securitySchemes", None)
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    operation.pop("security", None)
-                    operation["responses"].pop("401", None)
-        app.openapi_schema = schema
-    return app.openapi_schema
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -106,5 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(execution.router)
     app.include_router(health.router)
     app.include_router(web.router)  # the web page's files (issue 8) under /static; and /docs
-    app.openapi = lambda: openapi_for(app, settings)  # type: ignore[method-assign]
+    description = DESCRIPTION + (KEYS_DESCRIPTION if settings.api_keys else "")
+    document = functools.cache(lambda: openapi_document(app, description, TAGS, settings))
+    app.openapi = document  # type: ignore[method-assign]
     return app

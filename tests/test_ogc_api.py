@@ -362,8 +362,9 @@ def test_every_error_is_an_exception_document(
     }  # fmt: skip
 
 
-def test_openapi_declares_security_only_with_api_keys(make_client: ClientFactory) -> None:
+def test_openapi_is_3_0_with_security_only_with_api_keys(make_client: ClientFactory) -> None:
     open_spec = make_client().get("/openapi.json").json()
+    assert open_spec["openapi"] == "3.0.3"  # as the oas30 conformance class and the landing page say
     operations = [op for path in open_spec["paths"].values() for op in path.values()]
     assert "securitySchemes" not in open_spec.get("components", {})
     assert not any("security" in op or "401" in op["responses"] for op in operations)
@@ -373,3 +374,11 @@ def test_openapi_declares_security_only_with_api_keys(make_client: ClientFactory
     execute_op = keyed_spec["paths"]["/processes/{process_id}/execution"]["post"]
     assert "401" in execute_op["responses"] and execute_op["security"]
     assert set(keyed_spec["components"]["securitySchemes"]) == {"APIKeyHeader", "HTTPBearer"}
+
+
+def test_openapi_3_0_forms(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["JobPublic"]["properties"]["started"] == {
+        "title": "Started", "type": "string", "format": "date-time", "nullable": True
+    }  # fmt: skip
+    assert "HTTPValidationError" not in schemas  # a 422 is an exception document like every error

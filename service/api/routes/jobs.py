@@ -302,7 +302,15 @@ def _result_file(record: JobRecord, output: OutputName, store: JobStore) -> File
     )
 
 
-_RESULT_CONTENT = {o.media_type: {"schema": {"type": "string", "format": "binary"}} for o in OUTPUTS.values()}
+#: The outputs' media types: GeoJSON is a JSON object, the others are binary files.
+_RESULT_CONTENT = {
+    o.media_type: {
+        "schema": {"type": "object"}
+        if o.media_type.endswith("json")
+        else {"type": "string", "format": "binary"}
+    }
+    for o in OUTPUTS.values()
+}
 
 
 @router.get(
@@ -359,7 +367,8 @@ _DOWNLOAD: dict[str, Any] = {
 def get_result(
     record: JobDep,
     store: StoreDep,
-    output: str = Path_(description=f"One of {', '.join(OUTPUTS)}"),
+    # A string, not the enum, so that another name is a 404 (no such output), not a 422.
+    output: str = Path_(description="The output's name", json_schema_extra={"enum": list(OUTPUTS)}),
 ) -> FileResponse:
     """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
     grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
