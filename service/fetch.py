@@ -1,5 +1,6 @@
-"""Scenes given by reference (``{"href": "https://..."}``): streamed into the data directory under the
-upload size limit, then checked like an upload.
+"""Scenes given by reference (``{"href": "https://..."}``): a Cloud-Optimised GeoTIFF on a server that
+serves byte ranges is read in place by GDAL's /vsicurl/ (nothing copied); anything else is streamed into
+the data directory under the upload size limit. Either is then checked like an upload.
 
 The service fetches URLs its callers choose, so it guards against server-side request forgery: only
 http and https; every address the host resolves to must be public (no loopback, private, link-local,
@@ -10,7 +11,9 @@ deadline (``ROADNET_FETCH_TIMEOUT_S``) and stops at ``ROADNET_MAX_UPLOAD_BYTES``
 show a URL without its credentials and query (:func:`redact`), which may hold a password or a signature.
 
 Not covered: a host name that resolves to a public address when checked and to a private one when
-connected (DNS rebinding). List the hosts you trust in ``ROADNET_FETCH_ALLOWED_HOSTS`` where that matters.
+connected (DNS rebinding); and a redirect that a COG's server sends GDAL later, while the worker reads
+(GDAL is given the URL after the checked redirects, and follows any later one itself). List the hosts
+you trust in ``ROADNET_FETCH_ALLOWED_HOSTS`` where that matters.
 """
 
 from __future__ import annotations
@@ -19,39 +22,25 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import FetchError, TooLargeError
 from roadnet.settings import Settings
+from roadnet.urls import redact
 
 SCHEMES = ("http", "https")
 #: Bytes read from the response before one write in a worker thread.
 CHUNK = 1024 * 1024
+#: What GDAL's COG driver writes in a file's first bytes (its "ghost" header): the scene is tiled, with
+#: overviews, and its directories come before the data, so a few range requests read any part of it.
+COG_MARK = b"LAYOUT=IFDS_BEFORE_DATA"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def redact(url: str) -> str:
-    """``url`` without its user, password and query: what messages and logs may show."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-
-
-def display_name(url: str) -> str:
-    """The file name a URL's path ends in, for display (``scene.tif`` when it has none)."""
-    return PurePosixPath(unquote(urlsplit(url).path)).name or "scene.tif"
 
 
 def _address(text: str) -> IPAddress:
@@ -115,11 +104,14 @@ class AddressGuard:
             )
 
 
-async def fetch(url: str, dest: Path, settings: Settings) -> None:
-    """Stream ``url`` into ``dest`` within the settings' guard, size, time and redirect limits.
+async def fetch(url: str, dest: Path, settings: Settings) -> str | None:
+    """Stream ``url`` into ``dest`` within the settings' guard, size, time and redirect limits; or, when
+    it is a Cloud-Optimised GeoTIFF on a server that serves byte ranges, stop after its first bytes and
+    return its URL (after redirects), for GDAL to read in place (:func:`roadnet.urls.gdal_path`).
 
-    Raises :class:`FetchError` (refused, unreachable, not 200, too many redirects, too slow) or
-    :class:`TooLargeError`; ``dest`` is removed then.
+    Returns None when the scene was written to ``dest``. Raises :class:`FetchError` (refused,
+    unreachable, not 200, too many redirects, too slow) or :class:`TooLargeError`; ``dest`` is removed
+    then.
     """
     guard = AddressGuard.from_entries(settings.fetch_allowed_hosts)
     limit = settings.max_upload_bytes
@@ -138,8 +130,8 @@ async def fetch(url: str, dest: Path, settings: Settings) -> None:
                             raise FetchError(
                                 f"{redact(current)} answered HTTP {response.status_code}, not the scene"
                             )
-                        await _save(response, dest, limit, redact(current))
-                        return
+                        in_place = await _save(response, dest, limit, redact(current))
+                        return current if in_place else None
                 raise FetchError(
                     f"{redact(url)} redirects more than {settings.fetch_max_redirects} times "
                     "(ROADNET_FETCH_MAX_REDIRECTS)"
@@ -167,14 +159,22 @@ def _too_large(shown: str, limit: int) -> TooLargeError:
     )
 
 
-async def _save(response: httpx.Response, dest: Path, limit: int, shown: str) -> None:
+async def _save(response: httpx.Response, dest: Path, limit: int, shown: str) -> bool:
+    """Stream the body into ``dest``; or write nothing and say True when it is a COG served by ranges."""
+    chunks = response.aiter_bytes(CHUNK)
+    first = await anext(chunks, b"")
+    if COG_MARK in first[:1024] and response.headers.get("accept-ranges") == "bytes":
+        return True
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(shown, limit)
     size = 0
     with dest.open("wb") as out:
-        async for chunk in response.aiter_bytes(CHUNK):
+        chunk = first
+        while chunk:
             size += len(chunk)
             if size > limit:
                 raise _too_large(shown, limit)
             await run_in_threadpool(out.write, chunk)
+            chunk = await anext(chunks, b"")
+    return False

@@ -83,11 +83,18 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that stops reading early (the service, once a COG's first bytes told it enough) is
+        # no error of the server's.
+        pass
+
+
 @contextmanager
 def serve_files(root: Path) -> Iterator[RangeServer]:
     """A :class:`RangeServer` for ``root`` on a free loopback port, stopped at the end."""
     server = RangeServer(root)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    httpd = _QuietServer(("127.0.0.1", 0), _handler(server))
     server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, name="range-server", daemon=True)
     thread.start()

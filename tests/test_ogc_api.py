@@ -15,11 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rasterio.shutil
 from fastapi.testclient import TestClient
 from range_server import RangeServer, serve_files
 from service_harness import ClientFactory
 
-from worker.jobs import OUTPUTS, JobStore
+from worker.jobs import OUTPUTS, JobStatus, JobStore
+from worker.pipeline import run_job
 
 EXECUTE = "/processes/road-extraction/execution"
 OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0/"
@@ -28,10 +30,12 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 @pytest.fixture
 def scenes(tmp_path: Path, spacenet_scene: Path) -> Iterator[RangeServer]:
-    """The SpaceNet scene (and a file that is no raster) on a real HTTP server on loopback."""
+    """The SpaceNet scene, as it is and as a Cloud-Optimised GeoTIFF, and a file that is no raster, on a
+    real HTTP server on loopback."""
     root = tmp_path / "served"
     root.mkdir()
     shutil.copy(spacenet_scene, root / "scene.tif")
+    rasterio.shutil.copy(spacenet_scene, root / "cog.tif", driver="COG")
     (root / "notes.tif").write_text("these are my notes, not an image\n" * 50)
     with serve_files(root) as server:
         yield server
@@ -119,13 +123,13 @@ def test_execute_by_reference_starts_the_same_job_as_an_upload(
     job = response.json()
     assert response.headers["location"] == f"http://testserver/jobs/{job['jobID']}"
     assert response.headers["preference-applied"] == "respond-async"
-    assert job["status"] == "accepted" and job["filename"] == "scene.tif"
+    assert job["status"] == "accepted" and job["filename"] == f"{scenes.url}/scene.tif"
     assert job["options"] == {"threshold": 0.4, "stride": 128}
     with spacenet_scene.open("rb") as f:
         uploaded = trusting.post(
             "/jobs", files={"file": ("scene.tif", f)}, data={"threshold": "0.4", "stride": "128"}
         ).json()
-    for field in ("status", "filename", "scene", "bbox", "options", "progress", "message"):
+    for field in ("status", "scene", "bbox", "options", "progress", "message"):
         assert job[field] == uploaded[field], field
     folder = data_dir / "jobs" / job["jobID"]
     assert (folder / "input.tif").read_bytes() == spacenet_scene.read_bytes()
@@ -133,6 +137,35 @@ def test_execute_by_reference_starts_the_same_job_as_an_upload(
     assert (record["outputs"], record["response"]) == (["roads"], "document")
     assert len(list((data_dir / "broker" / "queue").iterdir())) == 2  # both queued
     assert not list((data_dir / "uploads").iterdir())
+
+
+def test_a_cog_by_reference_is_read_in_place(
+    trusting: TestClient, scenes: RangeServer, data_dir: Path, tiny_onnx_model: Path
+) -> None:
+    """Checked through GDAL's /vsicurl/ with range requests and never copied; when it is gone by the
+    time the worker reads it, the job fails naming the URL (without credentials) and why."""
+    href = scenes.url.replace("http://", "http://reader:secret@") + "/cog.tif?token=s3cr3t"
+    response = execute(trusting, {"image": {"href": href}})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["filename"] == f"{scenes.url}/cog.tif"
+    assert job["scene"] == {"width": 650, "height": 650, "bands": 3, "dtype": "uint8", "crs": "EPSG:4326"}
+    store = JobStore(data_dir)
+    assert store.get(job["jobID"]).source_url == href
+    assert sorted(path.name for path in left_behind(data_dir)) == [".lock", "job.json"]  # no input.tif
+    assert any(range_ for _, path, range_, _ in scenes.requests if path == "/cog.tif")
+
+    (scenes.root / "cog.tif").unlink()
+    # A worker is another process: nothing of the check's reads may be in GDAL's cache.
+    with rasterio.Env(CPL_VSIL_CURL_NON_CACHED="/vsicurl"):
+        run_job(job["jobID"], store=store, model_path=tiny_onnx_model, worker="test")
+    record = store.get(job["jobID"])
+    assert record.status is JobStatus.failed
+    assert record.message.startswith(
+        f"{scenes.url}/cog.tif is not a raster that can be read, or it is truncated or corrupt: HTTP "
+        "response code: 404"
+    ), record.message
+    assert "secret" not in record.message and "s3cr3t" not in record.message
 
 
 def test_execute_without_prefer_runs_asynchronously_too(trusting: TestClient, scenes: RangeServer) -> None:
@@ -159,7 +192,8 @@ def test_execute_with_the_scene_inline(client: TestClient, spacenet_scene: Path,
          "invalid options: threshold: Input should be less than 1 (got 1.5)"),
         ({"image": {"href": "/notes.tif"}, "colour": "red"}, {},
          "invalid options: colour: Extra inputs are not permitted"),
-        ({"image": {"href": "/notes.tif"}}, {}, "notes.tif is not a raster that can be read"),
+        ({"image": {"href": "/notes.tif"}}, {}, "http://127.0.0.1:PORT/notes.tif is not a raster that can be "
+                                                "read"),
         ({"image": {"href": "/missing.tif"}}, {}, "http://127.0.0.1:PORT/missing.tif answered HTTP 404"),
         ({"image": {"value": "not base64!"}}, {}, "the input 'image' is not valid base64"),
         ({"image": {"href": "/scene.tif"}}, {"outputs": {"secrets": {}}},

@@ -4,7 +4,6 @@ that the API answers as its OpenAPI document says, on generated requests (a boun
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import rasterio.shutil
 from owslib.ogcapi.processes import Processes
 from range_server import RangeServer, serve_files
 from service_harness import deployment, wait_for
@@ -26,9 +26,10 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 @pytest.fixture
 def scenes(tmp_path: Path, spacenet_scene: Path) -> Iterator[RangeServer]:
+    """The SpaceNet scene as a Cloud-Optimised GeoTIFF on a real HTTP server on loopback."""
     root = tmp_path / "served"
     root.mkdir()
-    shutil.copy(spacenet_scene, root / "scene.tif")
+    rasterio.shutil.copy(spacenet_scene, root / "scene.tif", driver="COG")
     with serve_files(root) as server:
         yield server
 
@@ -77,6 +78,9 @@ def test_owslib_runs_a_job_on_a_scene_given_by_reference(
         results = api._request(path=f"jobs/{job_id}/results")
         assert set(results) == {"roads", "mask"}
         assert results["roads"]["type"] == "application/geo+json"
+        # The worker read the COG in place, with range requests: no copy in the job's folder.
+        assert not (service.data_dir / "jobs" / job_id / "input.tif").exists()
+        assert sum(1 for _, path, range_, _ in scenes.requests if path == "/scene.tif" and range_) >= 4
         roads = httpx.get(results["roads"]["href"], timeout=30)
         assert roads.status_code == 200
         collection = roads.json()

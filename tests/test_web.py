@@ -133,7 +133,7 @@ def test_page_and_its_files_are_served_without_a_key(tmp_path: Path) -> None:
     the key itself; its scripts and styles come from the service, none from elsewhere."""
     app = create_app(Settings(data_dir=tmp_path / "data", api_keys=[API_KEY]))
     with TestClient(app) as client:
-        page = client.get("/")
+        page = client.get("/", headers={"Accept": "text/html"})  # as a browser asks (others get JSON)
         assert page.status_code == 200, page.text
         assert page.headers["content-type"].startswith("text/html")
         sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)

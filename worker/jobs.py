@@ -4,7 +4,7 @@ Layout under ``<data_dir>/jobs/<job id>/``::
 
     job.json        the record (:class:`JobRecord`), replaced atomically (temporary file, then rename)
     .lock           flock'ed for every read-modify-write of the record
-    input.tif       the uploaded scene
+    input.tif       the uploaded scene (none when the worker reads the scene in place from its URL)
     work-<token>/   one attempt's outputs while it runs (removed when it ends)
     results/        the published outputs, moved in from a finished attempt one rename each
 
@@ -41,6 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from roadnet.errors import NoSuchJobError, NotFoundError
+from roadnet.urls import gdal_path
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ class JobRecord(BaseModel):
     attempts: int = 0
     worker: str | None = Field(default=None, description="Celery hostname of the worker running it")
     results: list[OutputName] = Field(default_factory=list)
+    source_url: str | None = Field(
+        default=None, description="The scene's URL when GDAL reads it in place (a COG by reference)"
+    )
     outputs: list[OutputName] | None = Field(
         default=None, description="The outputs an execute request asked for; None: all of them"
     )
@@ -200,6 +204,10 @@ class JobStore:
     def input_path(self, job_id: str) -> Path:
         """The uploaded scene."""
         return self.folder(job_id) / INPUT
+
+    def scene_path(self, record: JobRecord) -> Path:
+        """What the worker opens: the uploaded scene, or GDAL's path to the scene's URL."""
+        return gdal_path(record.source_url) if record.source_url else self.input_path(record.id)
 
     def result_path(self, job_id: str, output: OutputName) -> Path:
         """The published file of ``output`` (a key of :data:`OUTPUTS`)."""
@@ -255,13 +263,16 @@ class JobStore:
         bbox: list[float] | None = None,
         outputs: list[OutputName] | None = None,
         response: ResultsResponse = "document",
+        source_url: str | None = None,
     ) -> JobRecord:
-        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input."""
+        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input, unless
+        the scene is ``source_url``, read in place."""
         job_id = secrets.token_urlsafe(16)
         folder = self.folder(job_id)
         folder.mkdir()
         (folder / ".lock").touch()
-        os.replace(upload, folder / INPUT)
+        if source_url is None:
+            os.replace(upload, folder / INPUT)
         now = utcnow()
         record = JobRecord(
             id=job_id,
@@ -275,6 +286,7 @@ class JobStore:
             bbox=bbox,
             outputs=outputs,
             response=response,
+            source_url=source_url,
         )
         self._write(folder, record)
         return record

@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from roadnet.errors import ModelError, RoadnetError
 from roadnet.settings import get_settings
 from worker.inference import InferenceOptions, predict_scene
-from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
+from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobRecord, JobStore, OutputName
 from worker.preview import render_mask_preview, render_preview
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
@@ -68,6 +68,13 @@ class _Progress:
             self.on_progress(int(percent))
 
 
+def _as_the_user_knows_it(message: str, record: JobRecord, scene: Path) -> str:
+    """``message`` naming the scene as its user does: the uploaded file's name, or its URL without
+    credentials (``record.filename``); never the job's own file, nor GDAL's path with the URL in it."""
+    message = message.replace(scene.name, record.filename)
+    return message.replace(record.source_url, record.filename) if record.source_url else message
+
+
 def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
     """The inference and vectorisation options a job's options stand for."""
     inference = InferenceOptions(stride=options.stride, threshold=options.threshold, fast=options.fast)
@@ -99,10 +106,11 @@ def run_job(
         return
     workdir = store.new_workdir(job_id)
     progress = _Progress(store, job_id, on_progress)
+    scene = store.scene_path(record)
     try:
         inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
         prediction = predict_scene(
-            store.input_path(job_id),
+            scene,
             workdir,
             model_path=model_path,
             options=inference_options,
@@ -115,7 +123,7 @@ def run_job(
             progress=progress.stage(INFERENCE_END, VECTORIZE_END, "tracing the road network"),
         )
         progress.stage(VECTORIZE_END, 100, "drawing the previews")
-        render_preview(store.input_path(job_id), vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        render_preview(scene, vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
         render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {
             "segments": vectors.segments,
@@ -138,9 +146,9 @@ def run_job(
     except ModelError as exc:
         store.fail(job_id, f"the worker cannot use its model: {exc}; tell the service's operator")
     except RoadnetError as exc:
-        store.fail(job_id, str(exc))
+        store.fail(job_id, _as_the_user_knows_it(str(exc), record, scene))
     except Exception as exc:
-        store.fail(job_id, internal_error_message(exc))
+        store.fail(job_id, _as_the_user_knows_it(internal_error_message(exc), record, scene))
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -21,11 +21,12 @@ from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import InputError, TooLargeError
 from roadnet.settings import Settings
+from roadnet.urls import gdal_path, redact
 from service.api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from service.api.routes.jobs import job_public, start_job
 from service.api.routes.processes import IMAGE_INPUT, require_process
 from service.errors import describe_errors, error_responses
-from service.fetch import display_name, fetch
+from service.fetch import fetch
 from service.schemas import ExecuteRequest, JobPublic
 from worker.jobs import OUTPUTS, OutputName
 
@@ -55,13 +56,13 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _receive_image(image: object, dest: Path, settings: Settings) -> str:
-    """Write the ``image`` input's scene to ``dest``; the name to show for it."""
+async def _receive_image(image: object, dest: Path, settings: Settings) -> tuple[str, str | None]:
+    """Write the ``image`` input's scene to ``dest``, unless it is a COG read in place: the name to show
+    for the scene, and the URL read in place (None when the scene is in ``dest``)."""
     if not isinstance(image, dict):
         raise InputError(IMAGE_FORMS)
     if isinstance(image.get("href"), str):
-        await fetch(image["href"], dest, settings)
-        return display_name(image["href"])
+        return redact(image["href"]), await fetch(image["href"], dest, settings)
     if not isinstance(image.get("value"), str) or image.get("encoding", "base64") != "base64":
         raise InputError(IMAGE_FORMS)
     try:
@@ -74,7 +75,7 @@ async def _receive_image(image: object, dest: Path, settings: Settings) -> str:
             "(ROADNET_MAX_UPLOAD_BYTES)"
         )
     await run_in_threadpool(dest.write_bytes, data)
-    return "scene.tif"
+    return "scene.tif", None
 
 
 def _options(inputs: dict[str, Any]) -> dict[str, object]:
@@ -151,12 +152,12 @@ async def execute(
         raise InputError(f"the input {IMAGE_INPUT!r} (the scene) is missing; {IMAGE_FORMS}")
     scene = store.new_upload_path()
     try:
-        filename = await _receive_image(execute_request.inputs[IMAGE_INPUT], scene, settings)
+        filename, source_url = await _receive_image(execute_request.inputs[IMAGE_INPUT], scene, settings)
     except BaseException:
         scene.unlink(missing_ok=True)
         raise
     record = await start_job(
-        scene,
+        gdal_path(source_url) if source_url else scene,
         filename,
         _options(execute_request.inputs),
         settings=settings,
@@ -165,6 +166,7 @@ async def execute(
         owner=owner,
         outputs=outputs,
         response=execute_request.response,
+        source_url=source_url,
     )
     document = job_public(record, request)
     headers = {"Location": document.links[0].href}

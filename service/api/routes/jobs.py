@@ -186,12 +186,15 @@ async def start_job(
     owner: str | None,
     outputs: list[OutputName] | None = None,
     response: ResultsResponse = "document",
+    source_url: str | None = None,
 ) -> JobRecord:
     """Check a received scene (in the data directory) and its options, and queue its job: the one way
     every job starts, whether uploaded (``POST /jobs``) or executed (``POST /processes/.../execution``).
 
-    ``scene`` is moved into the job, or removed when it is refused; ``outputs`` and ``response`` are
-    what an execute request asked of the results (all, as a document, for an upload).
+    ``scene`` is moved into the job, or removed when it is refused; with ``source_url`` it is GDAL's
+    path to that URL (:func:`roadnet.urls.gdal_path`), read in place and neither moved nor removed.
+    ``outputs`` and ``response`` are what an execute request asked of the results (all, as a document,
+    for an upload).
     """
     try:
         options = _options(fields)
@@ -209,9 +212,11 @@ async def start_job(
             bbox=scene_bbox(info),
             outputs=outputs,
             response=response,
+            source_url=source_url,
         )
     except BaseException:
-        scene.unlink(missing_ok=True)
+        if source_url is None:
+            scene.unlink(missing_ok=True)
         raise
     try:
         await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)
