@@ -404,7 +404,9 @@ def test_openapi_is_3_0_with_security_only_with_api_keys(make_client: ClientFact
     assert not any("security" in op or "401" in op["responses"] for op in operations)
     assert len({op["operationId"] for op in operations}) == len(operations)
 
-    keyed_spec = make_client(api_keys=["k"]).get("/openapi.json").json()
+    keyed = make_client(api_keys=["k"])
+    assert execute(keyed, {"image": {"href": "https://example.com/scene.tif"}}).status_code == 401
+    keyed_spec = keyed.get("/openapi.json").json()
     execute_op = keyed_spec["paths"]["/processes/{process_id}/execution"]["post"]
     assert "401" in execute_op["responses"] and execute_op["security"]
     assert set(keyed_spec["components"]["securitySchemes"]) == {"APIKeyHeader", "HTTPBearer"}
