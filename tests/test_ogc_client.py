@@ -123,6 +123,6 @@ def test_api_answers_as_its_openapi_document_says(
             [SCHEMATHESIS, "--config-file", str(config), "--no-color", "run", f"{service.url}/openapi.json",
              "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", "1", "--workers", "1",
              "--phases", "examples,coverage,fuzzing", "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True, text=True, timeout=900, cwd=tmp_path,  # its cache lands in cwd
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]

@@ -109,7 +109,7 @@ def _inspect(path: Path, max_pixels: int) -> SceneInfo:
 
 
 def _options(fields: Mapping[str, object]) -> JobCreate:
-    """The form fields as options; an empty field counts as not given."""
+    """The form fields (or an execute request's inputs) as options; an empty field counts as not given."""
     try:
         return JobCreate.model_validate({name: value for name, value in fields.items() if value != ""})
     except ValidationError as exc:
