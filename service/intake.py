@@ -1,5 +1,7 @@
 """Accepting a job: everything checked before anything is stored or queued, in one function that every
-entry point calls once the scene is in the data directory (:func:`accept_job`).
+entry point calls once it has the scene (:func:`accept_job`): an upload (``POST /jobs``) and an execute
+request (``POST /processes/.../execution``), whose scene is inline, fetched into the data directory, or a
+Cloud-Optimised GeoTIFF read in place by URL.
 
 A job is refused here, with a message, whenever the worker would refuse or fail it: options the model
 cannot run, a scene that cannot be read, placed on the globe or that holds too few valid pixels, or a
@@ -23,7 +25,7 @@ from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
 from worker.celery_app import RUN_JOB
 from worker.inference import InferenceOptions, resolve_options
-from worker.jobs import JobRecord, JobStore
+from worker.jobs import JobRecord, JobStore, OutputName, ResultsResponse
 from worker.model import read_metadata
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,20 @@ async def accept_job(
     settings: Settings,
     store: JobStore,
     celery: Celery,
+    outputs: list[OutputName] | None = None,
+    response: ResultsResponse = "document",
+    source_url: str | None = None,
 ) -> JobRecord:
     """Check a new job and, when it passes, record and queue it; its ``accepted`` record.
 
-    ``scene`` is the uploaded file in the data directory: it becomes the job's input, or is removed when
-    the job is refused (every error), so nothing of a refused job is left. ``filename`` is the user's own
-    name of it, used in messages instead of the server's. Raises :class:`InputError` (422),
-    :class:`TooManyJobsError` (429), :class:`QueueUnavailableError` (503) and the store's storage errors.
+    ``scene`` is the received file in the data directory: it becomes the job's input, or is removed when
+    the job is refused (every error), so nothing of a refused job is left. With ``source_url``, ``scene``
+    is GDAL's path to that URL (:func:`roadnet.urls.gdal_path`), checked and later read in place, and
+    neither moved nor removed. ``filename`` is the user's own name of the scene (a URL without its
+    credentials), used in messages instead of the server's. ``outputs`` and ``response`` are what an
+    execute request asked of the results (all, as a document, for an upload). Raises
+    :class:`InputError` (422), :class:`TooManyJobsError` (429), :class:`QueueUnavailableError` (503) and
+    the store's storage errors.
     """
     try:
         options = parse_options(fields)
@@ -99,9 +108,13 @@ async def accept_job(
             options=options.model_dump(exclude_defaults=True),
             scene=checked.summary,
             bbox=checked.bbox,
+            outputs=outputs,
+            response=response,
+            source_url=source_url,
         )
     except BaseException:
-        scene.unlink(missing_ok=True)
+        if source_url is None:
+            scene.unlink(missing_ok=True)
         raise
     try:
         await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)

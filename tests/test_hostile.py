@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -26,15 +27,13 @@ import rasterio
 from conftest import GeoTiffWriter, start_redis_server
 from fastapi.testclient import TestClient
 from rasterio.transform import Affine, from_origin
-from service_harness import ROADNET_CLI, deployment, free_port, wait_for
-from test_service_api import ClientFactory, data_dir, left_behind, make_client, sparse_geotiff, upload
+from service_harness import ROADNET_CLI, ClientFactory, deployment, free_port, wait_for
+from test_service_api import left_behind, sparse_geotiff, upload
 
 from roadnet.errors import StorageFullError
 from worker.inference import predict_scene
 from worker.jobs import JobStore
 from worker.scene import inspect_scene, open_scene, read_rgb
-
-__all__ = ["data_dir", "make_client"]  # fixtures shared with test_service_api
 
 LOCAL_CS = 'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
 #: What /healthz answers within, whatever the uploads; generous, for busy CI machines.
@@ -168,8 +167,11 @@ def test_each_key_has_a_limit_on_queued_and_running_jobs(
     refused = upload(client, spacenet_scene, headers=a)
     assert refused.status_code == 429
     assert refused.json() == {
+        "type": "about:blank",
+        "title": HTTPStatus(429).phrase,
+        "status": 429,
         "detail": "you already have 2 jobs queued or running, the most one key may have "
-        "(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one"
+        "(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one",
     }
     assert upload(client, spacenet_scene, headers=b).status_code == 201  # another key's share
     client.delete(f"/jobs/{first}", headers=a)
@@ -336,8 +338,11 @@ def test_a_full_or_read_only_data_directory_refuses_uploads_and_keeps_nothing(
         full = upload(client, spacenet_scene)
         assert full.status_code == 507
         assert full.json() == {
+            "type": "about:blank",
+            "title": HTTPStatus(507).phrase,
+            "status": 507,
             "detail": "the service's storage is full, so nothing was stored; try again later, and tell the "
-            "service's operator if it lasts"
+            "service's operator if it lasts",
         }
         assert_nothing_kept(data_dir)
 

@@ -92,10 +92,11 @@ def job(
         )
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["jobID"]
-        assert (
-            client.get(f"/jobs/{job_id}/tiles/mask/tilejson.json", headers={"X-API-Key": KEY}).status_code
-            == 409
-        )
+        # Tiles of a job without results answer as its results do: not ready yet.
+        not_ready = client.get(f"/jobs/{job_id}/tiles/mask/tilejson.json", headers={"X-API-Key": KEY})
+        assert not_ready.status_code == 404
+        assert not_ready.json()["type"].endswith("/result-not-ready")
+        assert not_ready.json()["detail"] == f"job {job_id} has no results: it is waiting for a worker"
         store = JobStore(data_dir)
         run_job(job_id, store=store, model_path=tiny_onnx_model, worker="test")
         assert store.get(job_id).status == "successful", store.get(job_id).message
@@ -209,7 +210,12 @@ def test_tiles_are_cached_by_etag_and_isolated_by_key(job: tuple[TestClient, str
 
     assert client.get(url).status_code == 401
     refused = client.get(url, headers={"X-API-Key": OTHER_KEY})
-    assert refused.status_code == 404 and refused.json() == {"detail": f"no job {job_id!r}"}
+    assert refused.status_code == 404 and refused.json() == {
+        "type": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job",
+        "title": "no such job",
+        "status": 404,
+        "detail": f"no job {job_id!r}",
+    }
     outside = client.get(f"/jobs/{job_id}/tiles/scene/19/0/0.png", headers={"X-API-Key": KEY})
     assert outside.status_code == 404 and "outside" in outside.json()["detail"]
     assert client.get(f"/jobs/{job_id}/tiles/roads/19/0/0.png", headers={"X-API-Key": KEY}).status_code == 422
