@@ -218,4 +218,10 @@ def test_tiles_are_cached_by_etag_and_isolated_by_key(job: tuple[TestClient, str
     }
     outside = client.get(f"/jobs/{job_id}/tiles/scene/19/0/0.png", headers={"X-API-Key": KEY})
     assert outside.status_code == 404 and "outside" in outside.json()["detail"]
+    # Off the grid (PROJ looped on such a tile's bounds, holding the service): refused before any read.
+    beyond = client.get(f"/jobs/{job_id}/tiles/scene/14/{2**70}/1.png", headers={"X-API-Key": KEY})
+    assert beyond.status_code == 404
+    assert (
+        beyond.json()["detail"] == f"there is no tile 14/{2**70}/1: at zoom 14, x and y run from 0 to 16383"
+    )
     assert client.get(f"/jobs/{job_id}/tiles/roads/19/0/0.png", headers={"X-API-Key": KEY}).status_code == 422
