@@ -140,7 +140,7 @@ async def get_job(record: JobDep, request: Request) -> Response:
     "/{job_id}",
     response_model=JobPublic,
     summary="Cancel a job, or delete its results",
-    responses=error_responses(404),
+    responses=error_responses(404, 503, 507),  # 503, 507: a read-only or full data directory
 )
 def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
     """Cancel a queued or running job, or delete a finished one's results: the job ends `dismissed`
