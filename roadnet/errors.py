@@ -48,6 +48,10 @@ class SceneCheckTimeoutError(InputError):
     """Checking the scene took longer than the configured deadline (a pathological file)."""
 
 
+class SceneTooSlowError(InputError):
+    """At the workers' measured speed, the scene would take longer than the job time limit."""
+
+
 class TooManyJobsError(RoadnetError):
     """The caller already has as many queued and running jobs as one key may have."""
 

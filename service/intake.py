@@ -4,9 +4,10 @@ request (``POST /processes/.../execution``), whose scene is inline, fetched into
 Cloud-Optimised GeoTIFF read in place by URL.
 
 A job is refused here, with a message, whenever the worker would refuse or fail it: options the model
-cannot run, a scene that cannot be read, placed on the globe or that holds too few valid pixels, or a
-caller over their share of the queue. What is accepted is recorded and queued, or (disk full, broker
-down) nothing of it is kept.
+cannot run, a scene that cannot be read, placed on the globe, that holds too few valid pixels or that
+would outlast the job time limit at the workers' measured speed, a caller over their share of the queue,
+or a broker found down (the last two before the scene is received or fetched). What is accepted is
+recorded and queued, or (disk full, broker down) nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -19,16 +20,26 @@ from celery import Celery
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from roadnet.errors import InputError, NoValidPixelsError, QueueUnavailableError, TooManyJobsError
+from roadnet.errors import (
+    InputError,
+    NoValidPixelsError,
+    QueueUnavailableError,
+    SceneTooSlowError,
+    TooManyJobsError,
+)
 from roadnet.settings import Settings
+from service.broker_check import BrokerCheck
 from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
-from worker.celery_app import RUN_JOB
+from worker.celery_app import RUN_JOB, is_embedded
 from worker.inference import InferenceOptions, resolve_options
-from worker.jobs import JobRecord, JobStore, OutputName, ResultsResponse
+from worker.jobs import JobRecord, JobStore, OutputName, ResultsResponse, live_workers
 from worker.model import read_metadata
+from worker.speed import network_pixels, slowest_speed
 
 log = logging.getLogger(__name__)
+
+QUEUE_DOWN = "the job queue cannot be reached, so no job was started; try again in a minute"
 
 
 def parse_options(fields: Mapping[str, object]) -> JobCreate:
@@ -52,6 +63,53 @@ async def check_quota(store: JobStore, owner: str | None, settings: Settings) ->
             f"you already have {active} jobs queued or running, the most one key may have "
             f"(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one"
         )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
+async def check_duration(
+    filename: str, height: int, width: int, options: InferenceOptions, settings: Settings
+) -> None:
+    """:class:`SceneTooSlowError` when the scene would take longer than the job time limit at the
+    slowest live worker's measured speed (:mod:`worker.speed`); nothing to check before one has a
+    speed."""
+    workers = await run_in_threadpool(live_workers, settings.data_dir)
+    speed = await run_in_threadpool(slowest_speed, settings.data_dir, workers)
+    if speed is None:
+        return
+    assert options.window is not None and options.stride is not None  # resolve_options filled them
+    estimate_s = network_pixels(height, width, options.window, options.stride) / speed
+    if estimate_s > settings.job_time_limit_s:
+        raise SceneTooSlowError(
+            f"{filename} would take about {_duration(estimate_s)} at the workers' measured speed; the limit "
+            f"is {_duration(settings.job_time_limit_s)} (ROADNET_JOB_TIME_LIMIT_S); upload a smaller part, "
+            "or set a larger stride or fast mode"
+        )
+
+
+async def check_queue(broker: BrokerCheck, settings: Settings) -> None:
+    """:class:`QueueUnavailableError` when the broker was found down (a second ago at most).
+
+    An upload then stops before its body is read, and an execute request before its scene is fetched
+    (:func:`check_before_scene`), in half a second at most, rather than after the scene's check, on a
+    publish that waits out its socket timeouts (:data:`worker.celery_app.BROKER_SOCKET_TIMEOUT_S`) when
+    the broker is frozen. Not in embedded mode: its queue is the data directory, whose faults have their
+    own answers (507, 503).
+    """
+    if not is_embedded(settings) and not (await broker()).ok:
+        raise QueueUnavailableError(QUEUE_DOWN)
+
+
+async def check_before_scene(
+    store: JobStore, broker: BrokerCheck, owner: str | None, settings: Settings
+) -> None:
+    """What every way of starting a job checks before it receives or fetches the scene, so that a job
+    refused for its caller's quota (429) or for a broker found down (503) costs no transfer: an upload's
+    body is not read, a scene by reference is not fetched."""
+    await check_quota(store, owner, settings)
+    await check_queue(broker, settings)
 
 
 async def accept_job(
@@ -82,7 +140,7 @@ async def accept_job(
         options = parse_options(fields)
         await check_quota(store, owner, settings)
         metadata = await run_in_threadpool(read_metadata, settings.model_path)
-        resolve_options(InferenceOptions(stride=options.stride, fast=options.fast), metadata)
+        resolved = resolve_options(InferenceOptions(stride=options.stride, fast=options.fast), metadata)
         try:
             checked = await run_in_threadpool(
                 check_scene_isolated,
@@ -100,6 +158,7 @@ async def accept_job(
                 f"NaN or infinite), under the {settings.min_valid_fraction:.1%} needed "
                 "(ROADNET_MIN_VALID_FRACTION); check its nodata value, or upload the part with data"
             )
+        await check_duration(filename, checked.height, checked.width, resolved, settings)
         record = await run_in_threadpool(
             store.create,
             scene,
@@ -121,8 +180,6 @@ async def accept_job(
     except Exception as exc:  # kombu raises its transport's own connection errors
         await run_in_threadpool(store.remove, record.id)
         log.error("could not queue job %s: %s", record.id, exc)
-        raise QueueUnavailableError(
-            "the job queue cannot be reached, so no job was started; try again in a minute"
-        ) from exc
+        raise QueueUnavailableError(QUEUE_DOWN) from exc
     log.info("job %s accepted: %s, %dx%d", record.id, filename, checked.width, checked.height)
     return record

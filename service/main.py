@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
 from service.api.routes import execution, health, jobs, landing, processes, tiles, web
+from service.broker_check import BrokerCheck
 from service.errors import install_error_handlers
 from service.openapi import openapi_document
 from worker.celery_app import create_celery
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cleanup = asyncio.create_task(remove_expired_jobs(store, ttl, CLEANUP_INTERVAL_S))
         yield
         cleanup.cancel()
+        app.state.broker_check.close()
 
     app = FastAPI(
         title="roadnet",
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.celery = create_celery(settings)
+    app.state.broker_check = BrokerCheck(settings, app.state.celery)
     install_error_handlers(app)
     app.include_router(landing.router)  # / (the web page, or the landing page as JSON), /conformance
     app.include_router(jobs.router)

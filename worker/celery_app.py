@@ -3,6 +3,7 @@
 Two deployments, one configuration function:
 
 - Embedded (``ROADNET_BROKER_URL`` unset, what ``roadnet serve`` runs): kombu's filesystem transport
+  (each message written whole, :mod:`worker.embedded_queue`)
   with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
@@ -31,6 +32,10 @@ from roadnet.settings import Settings
 QUEUE = "roadnet"
 #: The name the service sends jobs by (it does not import the task's code).
 RUN_JOB = "roadnet.run_job"
+#: Redis: the longest one connect or one command may take. kombu and redis-py wait forever by default,
+#: so a broker that stops answering without closing the connection (frozen, partitioned, failing over)
+#: would hang an upload, or a worker's acknowledgement, until it came back.
+BROKER_SOCKET_TIMEOUT_S = 5.0
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -58,6 +63,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # another worker idles, and would only come back after the visibility timeout if this one died.
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
+        # Sending a job: one more try at once after a failure, not Celery's four over a second and a
+        # half, so that an upload while the broker is down answers 503 within two socket timeouts.
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0},
         "worker_hijack_root_logger": False,
         # The soft limit raises inside the job, which then ends `failed` with a message; the hard limit
         # a minute later kills a job that does not stop (the task's on_failure marks it failed).
@@ -67,6 +75,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if is_embedded(settings):
         folder = broker_folder(settings)
         config["broker_url"] = "filesystem://"
+        # kombu's filesystem transport, but each message appears in the queue whole (a half-written one
+        # was dropped by the consumer, its job left `accepted`).
+        config["broker_transport"] = "worker.embedded_queue:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -78,6 +89,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": timeout,
             "unacked_restore_interval": max(1, min(10, timeout // 10)),
             "unacked_restore_throttle": 1,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
         }
         config["broker_url"] = settings.broker_url
         config["broker_transport_options"] = transport

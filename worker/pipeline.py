@@ -22,6 +22,7 @@ from worker.cog import scene_to_cog
 from worker.inference import InferenceOptions, predict_scene
 from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobRecord, JobStore, OutputName
 from worker.preview import render_mask_preview, render_preview
+from worker.speed import record_speed
 from worker.vectorize import VectorizeOptions, vectorize_mask
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def run_job(
     workdir = store.new_workdir(job_id)
     progress = _Progress(store, job_id)
     scene = store.scene_path(record)
+    started = time.monotonic()
     try:
         inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
         prediction = predict_scene(
@@ -139,6 +141,11 @@ def run_job(
         }
         store.publish(job_id, workdir, summary)
         log.info("job %s successful", job_id)
+        pixels = prediction.windows * prediction.window**2
+        try:
+            record_speed(store.root.parent, worker, pixels, time.monotonic() - started)
+        except OSError as exc:  # the job is done; the next one measures again
+            log.warning("could not record the worker's speed: %s", exc)
     except JobEnded:
         log.info("job %s was dismissed while running; stopped", job_id)
     except SoftTimeLimitExceeded:

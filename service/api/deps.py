@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from roadnet.errors import AuthenticationError, NoSuchJobError
 from roadnet.settings import Settings
+from service.broker_check import BrokerCheck
 from worker.jobs import JobRecord, JobStore
 
 
@@ -38,9 +39,16 @@ async def get_celery(request: Request) -> Celery:
     return celery
 
 
+async def get_broker_check(request: Request) -> BrokerCheck:
+    """The app's one broker check (shared, so that concurrent health requests share its answer)."""
+    check: BrokerCheck = request.app.state.broker_check
+    return check
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+BrokerCheckDep = Annotated[BrokerCheck, Depends(get_broker_check)]
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key from ROADNET_API_KEYS (when set)."

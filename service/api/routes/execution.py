@@ -22,12 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from roadnet.errors import InputError, TooLargeError
 from roadnet.settings import Settings
 from roadnet.urls import gdal_path, redact
-from service.api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
+from service.api.deps import BrokerCheckDep, CeleryDep, OwnerDep, SettingsDep, StoreDep
 from service.api.routes.jobs import job_public
 from service.api.routes.processes import IMAGE_INPUT, require_process
 from service.errors import describe_errors, error_responses
 from service.fetch import fetch
-from service.intake import accept_job, check_quota
+from service.intake import accept_job, check_before_scene
 from service.schemas import ExecuteRequest, JobPublic
 from worker.jobs import OUTPUTS, OutputName, storage_errors
 
@@ -135,6 +135,7 @@ async def execute(
     settings: SettingsDep,
     store: StoreDep,
     celery: CeleryDep,
+    broker: BrokerCheckDep,
     owner: OwnerDep,
     prefer: str | None = Header(default=None, description="respond-async (jobs always run asynchronously)"),
 ) -> JSONResponse:
@@ -144,7 +145,7 @@ async def execute(
     accepted (a refused one answers 4xx with the reason); the answer is the job's status document with
     its URL in `Location`."""
     require_process(process_id)
-    await check_quota(store, owner, settings)  # before the scene, so a refused job costs no transfer
+    await check_before_scene(store, broker, owner, settings)  # before the fetch: a refusal costs no transfer
     try:
         execute_request = ExecuteRequest.model_validate_json(await _read_body(request))
     except ValidationError as exc:

@@ -9,9 +9,9 @@ from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from roadnet.errors import JobFailedError, NotFoundError, ResultNotReadyError
-from service.api.deps import CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
+from service.api.deps import BrokerCheckDep, CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
 from service.errors import error_responses
-from service.intake import accept_job, check_quota
+from service.intake import accept_job, check_before_scene
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
 from worker.jobs import OUTPUTS, JobRecord, JobStatus, JobStore, OutputName
@@ -79,7 +79,12 @@ _UPLOAD_BODY = {
     responses=error_responses(413, 422, 429, 503, 507),
 )
 async def create_job(
-    request: Request, settings: SettingsDep, store: StoreDep, celery: CeleryDep, owner: OwnerDep
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    broker: BrokerCheckDep,
+    owner: OwnerDep,
 ) -> JSONResponse:
     """Upload a GeoTIFF (multipart field `file`) with optional options as form fields.
 
@@ -88,7 +93,7 @@ async def create_job(
     suit the model. The answer is the job's status document, with its URL in
     `Location`. Nothing of a refused upload is kept.
     """
-    await check_quota(store, owner, settings)  # before the body, so a refused upload costs no transfer
+    await check_before_scene(store, broker, owner, settings)  # before the body: a refusal costs no transfer
     upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
     record = await accept_job(
         upload.path,
