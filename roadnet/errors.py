@@ -64,8 +64,29 @@ class StorageReadOnlyError(RoadnetError):
     """The data directory cannot be written (read-only): nothing was stored."""
 
 
+class FetchError(InputError):
+    """A scene given by reference (a URL) cannot be fetched: refused by the address guard, unreachable,
+    too large or too slow."""
+
+
 class NotFoundError(RoadnetError):
     """A job, result or file that does not exist (or is not the caller's)."""
+
+
+class NoSuchProcessError(NotFoundError):
+    """A process id this service does not run."""
+
+
+class NoSuchJobError(NotFoundError):
+    """A job that does not exist, or is not the caller's."""
+
+
+class ResultNotReadyError(NotFoundError):
+    """The results of a job that has not finished yet."""
+
+
+class JobFailedError(RoadnetError):
+    """The results of a job that failed: the message is the job's own."""
 
 
 class ConflictError(RoadnetError):

@@ -1,7 +1,7 @@
 """Settings in one place, read from the environment with the prefix ``ROADNET_``.
 
 Every part (service, worker, CLI) calls :func:`get_settings`; nothing else reads ``os.environ`` for
-configuration. ``ROADNET_API_KEYS`` is a comma-separated list.
+configuration. ``ROADNET_API_KEYS`` and ``ROADNET_FETCH_ALLOWED_HOSTS`` are comma-separated lists.
 """
 
 from __future__ import annotations
@@ -33,7 +33,19 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated API keys; empty: no authentication."
     )
-    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest upload accepted (413 above).")
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, description="Largest upload or scene fetched by reference (413 above)."
+    )
+    fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names and networks (CIDR) that scenes given by reference (href) "
+        "may come from, and only those; empty: any host whose addresses are all public (no loopback, "
+        "private or link-local address).",
+    )
+    fetch_timeout_s: float = Field(
+        default=300.0, description="Deadline to fetch a scene given by reference (href), redirects included."
+    )
+    fetch_max_redirects: int = Field(default=5, description="Most redirects followed when fetching a scene.")
     max_scene_pixels: int = Field(default=40_000 * 40_000, description="Largest scene, width x height.")
     max_active_jobs_per_key: int = Field(
         default=20,
@@ -74,9 +86,9 @@ class Settings(BaseSettings):
             values["broker_url"] = maybe_sanitize_url(self.broker_url)
         return values
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "fetch_allowed_hosts", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value

@@ -1,10 +1,13 @@
 """Accepting a job: everything checked before anything is stored or queued, in one function that every
-entry point calls once the scene is in the data directory (:func:`accept_job`).
+entry point calls once it has the scene (:func:`accept_job`): an upload (``POST /jobs``) and an execute
+request (``POST /processes/.../execution``), whose scene is inline, fetched into the data directory, or a
+Cloud-Optimised GeoTIFF read in place by URL.
 
 A job is refused here, with a message, whenever the worker would refuse or fail it: options the model
-cannot run, a scene that cannot be read, placed on the globe or that holds too few valid pixels, or a
-caller over their share of the queue. What is accepted is recorded and queued, or (disk full, broker
-down) nothing of it is kept.
+cannot run, a scene that cannot be read, placed on the globe, that holds too few valid pixels or that
+would outlast the job time limit at the workers' measured speed, a caller over their share of the queue,
+or a broker found down (the last two before the scene is received or fetched). What is accepted is
+recorded and queued, or (disk full, broker down) nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
 from worker.celery_app import RUN_JOB, is_embedded
 from worker.inference import InferenceOptions, resolve_options
-from worker.jobs import JobRecord, JobStore, live_workers
+from worker.jobs import JobRecord, JobStore, OutputName, ResultsResponse, live_workers
 from worker.model import read_metadata
 from worker.speed import network_pixels, slowest_speed
 
@@ -89,13 +92,24 @@ async def check_duration(
 async def check_queue(broker: BrokerCheck, settings: Settings) -> None:
     """:class:`QueueUnavailableError` when the broker was found down (a second ago at most).
 
-    An upload then stops before its body is read, in half a second at most, rather than after its scene
-    check, on a publish that waits out its socket timeouts (:data:`worker.celery_app.BROKER_SOCKET_TIMEOUT_S`)
-    when the broker is frozen. Not in embedded mode: its queue is the data directory, whose faults have
-    their own answers (507, 503).
+    An upload then stops before its body is read, and an execute request before its scene is fetched
+    (:func:`check_before_scene`), in half a second at most, rather than after the scene's check, on a
+    publish that waits out its socket timeouts (:data:`worker.celery_app.BROKER_SOCKET_TIMEOUT_S`) when
+    the broker is frozen. Not in embedded mode: its queue is the data directory, whose faults have their
+    own answers (507, 503).
     """
     if not is_embedded(settings) and not (await broker()).ok:
         raise QueueUnavailableError(QUEUE_DOWN)
+
+
+async def check_before_scene(
+    store: JobStore, broker: BrokerCheck, owner: str | None, settings: Settings
+) -> None:
+    """What every way of starting a job checks before it receives or fetches the scene, so that a job
+    refused for its caller's quota (429) or for a broker found down (503) costs no transfer: an upload's
+    body is not read, a scene by reference is not fetched."""
+    await check_quota(store, owner, settings)
+    await check_queue(broker, settings)
 
 
 async def accept_job(
@@ -107,13 +121,20 @@ async def accept_job(
     settings: Settings,
     store: JobStore,
     celery: Celery,
+    outputs: list[OutputName] | None = None,
+    response: ResultsResponse = "document",
+    source_url: str | None = None,
 ) -> JobRecord:
     """Check a new job and, when it passes, record and queue it; its ``accepted`` record.
 
-    ``scene`` is the uploaded file in the data directory: it becomes the job's input, or is removed when
-    the job is refused (every error), so nothing of a refused job is left. ``filename`` is the user's own
-    name of it, used in messages instead of the server's. Raises :class:`InputError` (422),
-    :class:`TooManyJobsError` (429), :class:`QueueUnavailableError` (503) and the store's storage errors.
+    ``scene`` is the received file in the data directory: it becomes the job's input, or is removed when
+    the job is refused (every error), so nothing of a refused job is left. With ``source_url``, ``scene``
+    is GDAL's path to that URL (:func:`roadnet.urls.gdal_path`), checked and later read in place, and
+    neither moved nor removed. ``filename`` is the user's own name of the scene (a URL without its
+    credentials), used in messages instead of the server's. ``outputs`` and ``response`` are what an
+    execute request asked of the results (all, as a document, for an upload). Raises
+    :class:`InputError` (422), :class:`TooManyJobsError` (429), :class:`QueueUnavailableError` (503) and
+    the store's storage errors.
     """
     try:
         options = parse_options(fields)
@@ -146,9 +167,13 @@ async def accept_job(
             options=options.model_dump(exclude_defaults=True),
             scene=checked.summary,
             bbox=checked.bbox,
+            outputs=outputs,
+            response=response,
+            source_url=source_url,
         )
     except BaseException:
-        scene.unlink(missing_ok=True)
+        if source_url is None:
+            scene.unlink(missing_ok=True)
         raise
     try:
         await run_in_threadpool(celery.send_task, RUN_JOB, args=[record.id], task_id=record.id)

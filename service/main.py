@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from roadnet import __version__
 from roadnet.settings import Settings, get_settings
-from service.api.routes import health, jobs, processes, tiles, web
+from service.api.routes import execution, health, jobs, landing, processes, tiles, web
 from service.broker_check import BrokerCheck
 from service.errors import install_error_handlers
+from service.openapi import openapi_document
 from worker.celery_app import create_celery
 from worker.jobs import JobStore
 
@@ -28,18 +30,24 @@ log = logging.getLogger(__name__)
 CLEANUP_INTERVAL_S = 600.0
 
 DESCRIPTION = """
-Road extraction from satellite imagery. Upload a georeferenced RGB GeoTIFF to `POST /jobs`, follow
-the job at `GET /jobs/{id}` (OGC API - Processes status document, `progress` 0-100), then download
-the road mask and probability (Cloud-Optimised GeoTIFF), the road centrelines (GeoJSON) and previews
-(PNG) from `/jobs/{id}/results/...`.
+Road extraction from satellite imagery, as OGC API - Processes - Part 1: Core 1.0. Start a job with
+`POST /processes/road-extraction/execution` (the georeferenced RGB GeoTIFF by reference, `href`, or
+inline base64) or by uploading it to `POST /jobs` (multipart); follow it at `GET /jobs/{id}` (status
+document, `progress` 0-100), then download the road mask and probability (Cloud-Optimised GeoTIFF),
+the road centrelines (GeoJSON) and previews (PNG) from `/jobs/{id}/results`. Errors are OGC API
+exception documents (`type`, `title`, `status`, `detail`).
+"""
 
-When the service has API keys (`ROADNET_API_KEYS`), every `/jobs` and `/processes` request needs one,
-in `X-API-Key` or `Authorization: Bearer`, and each key sees only its own jobs.
+#: Added to the description when the service has API keys (and only then is security declared).
+KEYS_DESCRIPTION = """
+Every `/jobs` and `/processes` request needs an API key, in `X-API-Key` or `Authorization: Bearer`,
+and each key sees only its own jobs.
 """
 
 TAGS = [
+    {"name": "discovery", "description": "The landing page and the conformance classes (OGC API)."},
     {"name": "jobs", "description": "Upload a scene, follow its job, download the results."},
-    {"name": "processes", "description": "OGC API - Processes discovery: what the service computes."},
+    {"name": "processes", "description": "OGC API - Processes: what the service computes, and running it."},
     {"name": "health", "description": "Whether the broker, a worker and the model are available."},
 ]
 
@@ -73,8 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="roadnet",
         version=__version__,
-        description=DESCRIPTION,
-        openapi_tags=TAGS,
         lifespan=lifespan,
         docs_url=None,  # /docs is the web router's, with Swagger UI served from here (no CDN)
         redoc_url=None,  # ReDoc would load from a CDN
@@ -84,9 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = create_celery(settings)
     app.state.broker_check = BrokerCheck(settings, app.state.celery)
     install_error_handlers(app)
+    app.include_router(landing.router)  # / (the web page, or the landing page as JSON), /conformance
     app.include_router(jobs.router)
     app.include_router(tiles.router)
     app.include_router(processes.router)
+    app.include_router(execution.router)
     app.include_router(health.router)
-    app.include_router(web.router)  # the web page (issue 8): / and /static; and /docs
+    app.include_router(web.router)  # the web page's files (issue 8) under /static; and /docs
+    description = DESCRIPTION + (KEYS_DESCRIPTION if settings.api_keys else "")
+    document = functools.cache(lambda: openapi_document(app, description, TAGS, settings))
+    app.openapi = document  # type: ignore[method-assign]
     return app

@@ -20,6 +20,35 @@ class JobCreate(JobOptions):
     """The optional form fields of ``POST /jobs``, beside the GeoTIFF in the field ``file``."""
 
 
+class ExceptionPublic(BaseModel):
+    """An error (OGC API exception, RFC 7807 problem details)."""
+
+    type: str = Field(description="A URI naming the kind of error; about:blank when it has no name")
+    title: str = Field(description="The kind of error, in a few words")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What is wrong and what to do")
+
+
+class ExecuteRequest(BaseModel):
+    """An execute request (OGC API - Processes - Part 1: Core 1.0, ``execute.yaml``)."""
+
+    inputs: dict[str, Any] = Field(
+        description='The scene as `image`: by reference, {"href": "https://.../scene.tif"}, or inline, '
+        '{"value": "<base64>", "mediaType": "image/tiff", "encoding": "base64"}; the options (stride, '
+        "threshold, fast, min_spur_m, min_fragment_m, max_gap_m, simplify_m) as plain values"
+    )
+    outputs: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description='The outputs wanted, e.g. {"roads": {"transmissionMode": "reference"}}; all when '
+        "left out. Outputs are files, offered by reference only",
+    )
+    response: Literal["raw", "document"] = Field(
+        default="raw",
+        description="How /jobs/{id}/results answers: `document` (where each output is), or `raw` (the "
+        "output itself when one is wanted, else its URLs in Link headers)",
+    )
+
+
 class Link(BaseModel):
     """A web link (OGC API ``link``)."""
 
@@ -93,6 +122,20 @@ class ProcessesPublic(BaseModel):
 
     processes: list[ProcessSummaryPublic]
     links: list[Link]
+
+
+class LandingPublic(BaseModel):
+    """The OGC API landing page: where the API's parts are."""
+
+    title: str
+    description: str
+    links: list[Link]
+
+
+class ConformancePublic(BaseModel):
+    """The conformance classes the service implements."""
+
+    conformsTo: list[str]
 
 
 class CheckPublic(BaseModel):

@@ -74,11 +74,15 @@ LAYERS: dict[TileLayer, LayerStyle] = {
 
 def render_tile(path: Path, layer: TileLayer, z: int, x: int, y: int) -> bytes:
     """The PNG of Web Mercator tile ``z/x/y`` of ``layer`` from its COG ``path`` (RGBA: no data is
-    transparent); :class:`NotFoundError` for a tile outside the layer's bounds."""
+    transparent); :class:`NotFoundError` for a tile outside the layer's bounds, or off the zoom's grid."""
     from rio_tiler.colormap import cmap
     from rio_tiler.errors import TileOutsideBounds
     from rio_tiler.io import Reader
 
+    # Off the zoom level's grid there is no tile at all; and such a tile's Web Mercator bounds can reach
+    # 1e30 m, on which PROJ loops for minutes holding the GIL, so that the whole service stops answering.
+    if x >= 2**z or y >= 2**z:
+        raise NotFoundError(f"there is no tile {z}/{x}/{y}: at zoom {z}, x and y run from 0 to {2**z - 1}")
     style = LAYERS[layer]
     colormap = cmap.get(style.colormap) if isinstance(style.colormap, str) else style.colormap
     with rasterio.Env(**GDAL_OPTIONS), Reader(str(path)) as src:

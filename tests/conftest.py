@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data in ../shared/data, a real Redis, and small GeoTIFFs with a CRS."""
+"""Shared fixtures: the real data in ../shared/data, a real Redis, small GeoTIFFs with a CRS, and the
+service in process (FastAPI's TestClient) on a temporary data directory."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from fastapi.testclient import TestClient
 from rasterio.transform import from_origin
+from service_harness import ClientFactory
+
+from roadnet.settings import Settings
+from service.main import create_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ROADNET_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -158,3 +164,31 @@ def tiny_onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         provenance={"note": "untrained, for tests"},
     )
     return export_onnx(model, metadata, tmp_path_factory.mktemp("tiny_model") / "tiny-risnet.onnx")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_client(data_dir: Path, tiny_onnx_model: Path) -> Iterator[ClientFactory]:
+    """A factory of in-process clients of the service with the given settings (the tiny model, the
+    temporary data directory); jobs are queued on its embedded broker and never run."""
+    clients: list[TestClient] = []
+
+    def make(**settings: object) -> TestClient:
+        app = create_app(Settings(data_dir=data_dir, model_path=tiny_onnx_model, **settings))  # type: ignore[arg-type]
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()

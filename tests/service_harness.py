@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+
+#: Makes an in-process client of the service from settings (the ``make_client`` fixture).
+ClientFactory = Callable[..., TestClient]
 
 ROADNET_CLI = str(Path(sys.executable).with_name("roadnet"))
 

@@ -3,7 +3,8 @@
 
 Each refused upload answers with its reason and leaves no file in the data directory; the service keeps
 answering ``/healthz`` in under a second throughout; faults of the broker or the disk do not change how a
-running job ends.
+running job ends. The refusals hold for every way of starting a job (:class:`Way`): a multipart upload,
+and an execute request naming the scene by reference, fetched or (a COG) read in place.
 """
 
 from __future__ import annotations
@@ -13,32 +14,37 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from conftest import GeoTiffWriter, start_redis_server
 from fastapi.testclient import TestClient
+from range_server import RangeServer, serve_files
 from rasterio.transform import Affine, from_origin
-from service_harness import ROADNET_CLI, deployment, free_port, wait_for
-from test_service_api import ClientFactory, data_dir, left_behind, make_client, sparse_geotiff, upload
+from service_harness import ROADNET_CLI, ClientFactory, deployment, free_port, wait_for
+from test_service_api import left_behind, sparse_geotiff, upload
 
 from roadnet.errors import StorageFullError
 from roadnet.settings import Settings
+from service.intake import QUEUE_DOWN
 from worker.celery_app import create_celery
 from worker.inference import predict_scene
-from worker.jobs import JobStore
+from worker.jobs import JobStore, record_heartbeat
 from worker.scene import inspect_scene, open_scene, read_rgb
-
-__all__ = ["data_dir", "make_client"]  # fixtures shared with test_service_api
+from worker.speed import record_speed
 
 LOCAL_CS = 'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
 #: What /healthz answers within, whatever the uploads; generous, for busy CI machines.
@@ -101,28 +107,75 @@ def assert_nothing_kept(data_dir: Path) -> None:
     assert not list((data_dir / "broker" / "queue").iterdir())
 
 
+#: Scenes by reference come from a server on loopback here, which the service fetches from only when
+#: its operator allows it.
+LOOPBACK = ["127.0.0.1"]
+
+
+@dataclass
+class Way:
+    """One way of starting a job: ``upload`` (multipart ``POST /jobs``), or an execute request with the
+    scene by reference, ``href`` (a plain GeoTIFF, fetched into the data directory) or ``cog`` (a
+    Cloud-Optimised GeoTIFF, checked in place through GDAL's /vsicurl/)."""
+
+    name: str
+    server: RangeServer
+
+    def submit(
+        self, client: TestClient, scene: Path, headers: dict[str, str] | None = None, **fields: object
+    ) -> httpx.Response:
+        if self.name == "upload":
+            return upload(client, scene, headers, **fields)
+        served = self.server.root / scene.name
+        if self.name == "cog":
+            rasterio.shutil.copy(scene, served, driver="COG")
+        else:
+            shutil.copy(scene, served)
+        image = {"href": f"{self.server.url}/{scene.name}"}
+        return client.post(
+            "/processes/road-extraction/execution",
+            json={"inputs": {"image": image, **fields}},
+            headers=headers,
+        )
+
+    def shown(self, scene: Path) -> str:
+        """How messages name ``scene``: its file name, or its URL."""
+        return scene.name if self.name == "upload" else f"{self.server.url}/{scene.name}"
+
+
+@pytest.fixture(params=["upload", "href", "cog"])
+def way(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Way]:
+    root = tmp_path / "served"
+    root.mkdir()
+    with serve_files(root) as server:
+        yield Way(request.param, server)
+
+
 # ---- refused at upload, before anything is stored ----
 
 
 @pytest.mark.parametrize("case", GEOREFERENCE_REFUSALS)
 def test_unusable_georeference_is_refused_before_anything_is_stored(
-    make_client: ClientFactory, data_dir: Path, write_geotiff: GeoTiffWriter, case: str
+    make_client: ClientFactory, data_dir: Path, write_geotiff: GeoTiffWriter, case: str, way: Way
 ) -> None:
-    response = upload(make_client(), bad_georeference(write_geotiff, case))
+    scene = bad_georeference(write_geotiff, case)
+    response = way.submit(make_client(fetch_allowed_hosts=LOOPBACK), scene)
     assert response.status_code == 422, response.text
-    assert response.json()["detail"].startswith(GEOREFERENCE_REFUSALS[case])
+    refusal = GEOREFERENCE_REFUSALS[case].replace(scene.name, way.shown(scene), 1)
+    assert response.json()["detail"].startswith(refusal)
     assert_nothing_kept(data_dir)
 
 
 @pytest.mark.parametrize("case", ["all_nodata", "all_nan"])
 def test_a_scene_without_valid_pixels_is_refused(
-    make_client: ClientFactory, data_dir: Path, write_geotiff: GeoTiffWriter, case: str
+    make_client: ClientFactory, data_dir: Path, write_geotiff: GeoTiffWriter, case: str, way: Way
 ) -> None:
-    response = upload(make_client(), no_valid_pixels(write_geotiff, case))
+    scene = no_valid_pixels(write_geotiff, case)
+    response = way.submit(make_client(fetch_allowed_hosts=LOOPBACK), scene)
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(
-        f"{case}.tif holds data in 0.0% of its pixels (the rest is no data, NaN or infinite), under the "
-        "1.0% needed (ROADNET_MIN_VALID_FRACTION)"
+        f"{way.shown(scene)} holds data in 0.0% of its pixels (the rest is no data, NaN or infinite), "
+        "under the 1.0% needed (ROADNET_MIN_VALID_FRACTION)"
     )
     assert_nothing_kept(data_dir)
 
@@ -139,46 +192,90 @@ def test_a_scene_in_one_huge_tile_is_refused_unread(
 
 
 def test_a_check_past_its_deadline_is_refused(
-    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path
+    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path, way: Way
 ) -> None:
-    client = make_client(scene_check_timeout_s=0.001)
-    response = upload(client, spacenet_scene)
+    client = make_client(scene_check_timeout_s=0.001, fetch_allowed_hosts=LOOPBACK)
+    response = way.submit(client, spacenet_scene)
     assert response.status_code == 422, response.text
     assert response.json()["detail"] == (
-        f"{spacenet_scene.name} took longer than 0.001 s to check (ROADNET_SCENE_CHECK_TIMEOUT_S), so it "
-        "was refused; check its georeference and compression, or split it"
+        f"{way.shown(spacenet_scene)} took longer than 0.001 s to check (ROADNET_SCENE_CHECK_TIMEOUT_S), "
+        "so it was refused; check its georeference and compression, or split it"
     )
     assert_nothing_kept(data_dir)
 
 
 def test_options_the_worker_would_refuse_are_refused_at_upload(
-    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path
+    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path, way: Way
 ) -> None:
-    client = make_client()
-    response = upload(client, spacenet_scene, stride=512)
+    client = make_client(fetch_allowed_hosts=LOOPBACK)
+    response = way.submit(client, spacenet_scene, stride=512)
     assert response.status_code == 422
     assert response.json()["detail"].startswith("stride 512 is larger than the window 256")
     assert_nothing_kept(data_dir)
     # Fast mode's window is 1024 px: the same stride is fine there.
-    assert upload(client, spacenet_scene, stride=512, fast="true").status_code == 201
+    accepted = way.submit(client, spacenet_scene, stride=512, fast="true")
+    assert accepted.status_code == 201, accepted.text
+    # A COG by reference was checked where it is, and stays there; any other scene is the job's input.
+    assert (data_dir / "jobs" / accepted.json()["jobID"] / "input.tif").is_file() == (way.name != "cog")
 
 
 def test_each_key_has_a_limit_on_queued_and_running_jobs(
-    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path
+    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path, way: Way
 ) -> None:
-    client = make_client(api_keys=["key-a", "key-b"], max_active_jobs_per_key=2)
+    client = make_client(api_keys=["key-a", "key-b"], max_active_jobs_per_key=2, fetch_allowed_hosts=LOOPBACK)
     a, b = {"X-API-Key": "key-a"}, {"X-API-Key": "key-b"}
-    first, _ = (upload(client, spacenet_scene, headers=a).json()["jobID"] for _ in range(2))
-    refused = upload(client, spacenet_scene, headers=a)
+    first, _ = (way.submit(client, spacenet_scene, headers=a).json()["jobID"] for _ in range(2))
+    fetched = len(way.server.requests)
+    refused = way.submit(client, spacenet_scene, headers=a)
+    assert len(way.server.requests) == fetched  # refused before the scene is fetched
     assert refused.status_code == 429
     assert refused.json() == {
+        "type": "about:blank",
+        "title": HTTPStatus(429).phrase,
+        "status": 429,
         "detail": "you already have 2 jobs queued or running, the most one key may have "
-        "(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one"
+        "(ROADNET_MAX_ACTIVE_JOBS_PER_KEY); wait for one to finish, or cancel one",
     }
-    assert upload(client, spacenet_scene, headers=b).status_code == 201  # another key's share
+    assert way.submit(client, spacenet_scene, headers=b).status_code == 201  # another key's share
     client.delete(f"/jobs/{first}", headers=a)
-    assert upload(client, spacenet_scene, headers=a).status_code == 201
+    assert way.submit(client, spacenet_scene, headers=a).status_code == 201
     assert len(list((data_dir / "uploads").iterdir())) == 0
+
+
+def test_a_scene_that_would_outlast_the_time_limit_is_refused(
+    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path, way: Way
+) -> None:
+    """The estimate at the slowest live worker's recorded speed (here a made-up slow one; the slow test
+    below measures a real one) refuses the scene before anything is stored, whichever way it came."""
+    record_heartbeat(data_dir, "slow@test")
+    record_speed(data_dir, "slow@test", pixels=1, seconds=1000)
+    response = way.submit(make_client(job_time_limit_s=60, fetch_allowed_hosts=LOOPBACK), spacenet_scene)
+    assert response.status_code == 422, response.text
+    assert re.fullmatch(
+        re.escape(way.shown(spacenet_scene)) + r" would take about \d+\.\d h at the workers' measured speed; "
+        r"the limit is 1 min \(ROADNET_JOB_TIME_LIMIT_S\); upload a smaller part, or set a larger stride "
+        r"or fast mode",
+        response.json()["detail"],
+    ), response.text
+    assert_nothing_kept(data_dir)
+
+
+def test_a_job_is_refused_before_its_scene_while_the_broker_is_down(
+    make_client: ClientFactory, data_dir: Path, spacenet_scene: Path, way: Way
+) -> None:
+    """The bounded broker check refuses an upload before its body is read and an execute request before
+    its scene is fetched (the slow tests below freeze and kill a real Redis)."""
+    client = make_client(broker_url=f"redis://127.0.0.1:{free_port()}/0", fetch_allowed_hosts=LOOPBACK)
+    response = way.submit(client, spacenet_scene)
+    assert response.status_code == 503, response.text
+    assert response.json() == {
+        "type": "about:blank",
+        "title": HTTPStatus(503).phrase,
+        "status": 503,
+        "detail": QUEUE_DOWN,
+    }
+    assert way.server.requests == []  # nothing fetched
+    assert left_behind(data_dir) == []
 
 
 # ---- NaN and inf are no data ----
@@ -329,33 +426,37 @@ def remount(disk: Path, mode: str) -> None:
 
 
 def test_a_full_or_read_only_data_directory_refuses_uploads_and_keeps_nothing(
-    small_disk: Path, tiny_onnx_model: Path, spacenet_scene: Path
+    small_disk: Path, tiny_onnx_model: Path, spacenet_scene: Path, way: Way
 ) -> None:
     from roadnet.settings import Settings
     from service.main import create_app
 
     data_dir = small_disk / "data"
-    with TestClient(create_app(Settings(data_dir=data_dir, model_path=tiny_onnx_model))) as client:
+    settings = Settings(data_dir=data_dir, model_path=tiny_onnx_model, fetch_allowed_hosts=LOOPBACK)
+    with TestClient(create_app(settings)) as client:
         filler = fill(small_disk)
-        full = upload(client, spacenet_scene)
+        full = way.submit(client, spacenet_scene)
         assert full.status_code == 507
         assert full.json() == {
+            "type": "about:blank",
+            "title": HTTPStatus(507).phrase,
+            "status": 507,
             "detail": "the service's storage is full, so nothing was stored; try again later, and tell the "
-            "service's operator if it lasts"
+            "service's operator if it lasts",
         }
         assert_nothing_kept(data_dir)
 
         filler.unlink()
         remount(small_disk, "ro")
         try:
-            read_only = upload(client, spacenet_scene)
+            read_only = way.submit(client, spacenet_scene)
         finally:
             remount(small_disk, "rw")
         assert read_only.status_code == 503
         assert read_only.json()["detail"].startswith("the service's storage is read-only")
         assert_nothing_kept(data_dir)
 
-        assert upload(client, spacenet_scene).status_code == 201
+        assert way.submit(client, spacenet_scene).status_code == 201
 
 
 def test_a_record_that_cannot_be_written_leaves_no_job_behind(small_disk: Path, spacenet_scene: Path) -> None:

@@ -7,8 +7,9 @@ tests that run jobs with real workers are test_service_embedded.py and test_serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -18,40 +19,11 @@ import rasterio
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from rasterio.transform import from_origin
+from service_harness import ClientFactory
 
-from roadnet.settings import Settings
-from service.main import create_app
 from service.scene_check import scene_bbox
 from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
 from worker.scene import inspect_scene
-
-ClientFactory = Callable[..., TestClient]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def make_client(data_dir: Path, tiny_onnx_model: Path) -> Iterator[ClientFactory]:
-    clients: list[TestClient] = []
-
-    def make(**settings: object) -> TestClient:
-        app = create_app(Settings(data_dir=data_dir, model_path=tiny_onnx_model, **settings))  # type: ignore[arg-type]
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(make_client: ClientFactory) -> TestClient:
-    return make_client()
 
 
 def upload(
@@ -64,6 +36,16 @@ def upload(
             data={k: str(v) for k, v in fields.items()},
             headers=headers or {},
         )
+
+
+def ogc_exception(name: str, detail: str) -> dict[str, object]:
+    """The exception document of the OGC API - Processes 404 ``name`` (e.g. ``no-such-job``)."""
+    return {
+        "type": f"http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/{name}",
+        "title": name.replace("-", " "),
+        "status": 404,
+        "detail": detail,
+    }
 
 
 def left_behind(data_dir: Path) -> list[Path]:
@@ -100,8 +82,10 @@ def test_upload_accepted_answers_201_with_location_and_status(
     assert status.json() == job
 
     results = client.get(f"/jobs/{job['jobID']}/results/mask")
-    assert results.status_code == 409
-    assert results.json() == {"detail": f"job {job['jobID']} has no results: it is waiting for a worker"}
+    assert results.status_code == 404
+    assert results.json() == ogc_exception(
+        "result-not-ready", f"job {job['jobID']} has no results: it is waiting for a worker"
+    )
 
 
 def test_bbox_of_a_projected_scene_is_in_lon_lat(
@@ -196,10 +180,10 @@ def test_upload_over_the_size_limit_is_413_and_leaves_nothing(
     client = make_client(max_upload_bytes=500_000)  # the scene is 1.27 MB
     response = upload(client, spacenet_scene)
     assert response.status_code == 413
-    assert response.json() == {
-        "detail": "the upload is larger than the limit of 500,000 bytes (ROADNET_MAX_UPLOAD_BYTES); "
+    assert response.json()["detail"] == (
+        "the upload is larger than the limit of 500,000 bytes (ROADNET_MAX_UPLOAD_BYTES); "
         "split the scene into smaller ones"
-    }
+    )
     assert left_behind(data_dir) == []
 
 
@@ -257,7 +241,8 @@ def test_invalid_option_is_refused_with_its_reason(
 ) -> None:
     response = upload(client, spacenet_scene, **fields)
     assert response.status_code == 422
-    assert response.json() == {"detail": detail}
+    assert response.json() == {"type": "about:blank", "title": HTTPStatus(422).phrase, "status": 422,
+                               "detail": detail}  # fmt: skip
     assert left_behind(data_dir) == []
 
 
@@ -291,24 +276,25 @@ def test_delete_dismisses_the_job_and_deletes_its_files(
     assert sorted(p.name for p in (data_dir / "jobs" / job_id).iterdir()) == [".lock", "job.json"]
     assert client.get(f"/jobs/{job_id}").json()["status"] == "dismissed"
     results = client.get(f"/jobs/{job_id}/results/roads")
-    assert results.status_code == 409
-    assert results.json() == {
-        "detail": f"job {job_id} has no results: it was dismissed and its files deleted"
-    }
+    assert results.status_code == 404
+    assert results.json()["detail"] == f"job {job_id} has no results: it was dismissed and its files deleted"
 
 
 @pytest.mark.parametrize("job_id", ["nope", "job.json", "A" * 22])
 def test_unknown_job_is_404(client: TestClient, job_id: str) -> None:
     response = client.get(f"/jobs/{job_id}")
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no job {job_id!r}"}
+    assert response.json() == ogc_exception("no-such-job", f"no job {job_id!r}")
 
 
-def test_unknown_output_is_422(client: TestClient, spacenet_scene: Path) -> None:
+def test_unknown_output_is_404(client: TestClient, spacenet_scene: Path) -> None:
     job_id = upload(client, spacenet_scene).json()["jobID"]
     response = client.get(f"/jobs/{job_id}/results/secrets")
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "output"]
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        f"job {job_id} has no output 'secrets'; its outputs are mask, probability, roads, preview, "
+        "mask_preview, scene"
+    )
 
 
 def test_api_keys_isolate_callers(make_client: ClientFactory, spacenet_scene: Path) -> None:
@@ -319,13 +305,12 @@ def test_api_keys_isolate_callers(make_client: ClientFactory, spacenet_scene: Pa
         response = client.get(path)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
-        assert response.json() == {
-            "detail": "this service needs an API key: send it in the X-API-Key header (or as "
-            "Authorization: Bearer)"
-        }
+        assert response.json()["detail"] == (
+            "this service needs an API key: send it in the X-API-Key header (or as Authorization: Bearer)"
+        )
     wrong = client.get("/jobs", headers={"X-API-Key": "key-c"})
     assert wrong.status_code == 401
-    assert wrong.json() == {"detail": "the API key is not valid; ask the service's operator for one"}
+    assert wrong.json()["detail"] == "the API key is not valid; ask the service's operator for one"
     refused = upload(client, spacenet_scene)
     assert refused.status_code == 401
 
@@ -334,7 +319,7 @@ def test_api_keys_isolate_callers(make_client: ClientFactory, spacenet_scene: Pa
     for method, path in [("GET", ""), ("GET", "/results"), ("GET", "/results/mask"), ("DELETE", "")]:
         response = client.request(method, f"/jobs/{job_id}{path}", headers=b)
         assert response.status_code == 404, (method, path)
-        assert response.json() == {"detail": f"no job {job_id!r}"}
+        assert response.json()["detail"] == f"no job {job_id!r}"
     assert client.get("/jobs", headers=b).json()["jobs"] == []
     assert [j["jobID"] for j in client.get("/jobs", headers=a).json()["jobs"]] == [job_id]
     assert client.get(f"/jobs/{job_id}", headers=a).json()["status"] == "accepted"
@@ -348,16 +333,18 @@ def test_processes_describe_the_inputs_and_outputs(client: TestClient) -> None:
     assert [p["id"] for p in listing["processes"]] == ["road-extraction"]
     process = client.get("/processes/road-extraction").json()
     assert set(process["inputs"]) == {
-        "file", "stride", "threshold", "fast", "min_spur_m", "min_fragment_m", "max_gap_m", "simplify_m"
+        "image", "stride", "threshold", "fast", "min_spur_m", "min_fragment_m", "max_gap_m", "simplify_m"
     }  # fmt: skip
-    assert process["inputs"]["file"]["minOccurs"] == 1
+    assert process["inputs"]["image"]["minOccurs"] == 1
     assert process["inputs"]["threshold"]["schema"]["anyOf"][0]["exclusiveMaximum"] == 1
     assert set(process["outputs"]) == {"mask", "probability", "roads", "preview", "mask_preview", "scene"}
     assert process["outputs"]["mask_preview"]["schema"]["contentMediaType"] == "image/png"
     assert process["outputs"]["roads"]["schema"]["contentMediaType"] == "application/geo+json"
     missing = client.get("/processes/other")
     assert missing.status_code == 404
-    assert missing.json() == {"detail": "no process 'other'; this service runs 'road-extraction'"}
+    assert missing.json() == ogc_exception(
+        "no-such-process", "no process 'other'; this service runs 'road-extraction'"
+    )
 
 
 def test_health_without_a_worker_is_503_and_says_so(client: TestClient) -> None:

@@ -95,10 +95,11 @@ def job(
         )
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["jobID"]
-        assert (
-            client.get(f"/jobs/{job_id}/tiles/mask/tilejson.json", headers={"X-API-Key": KEY}).status_code
-            == 409
-        )
+        # Tiles of a job without results answer as its results do: not ready yet.
+        not_ready = client.get(f"/jobs/{job_id}/tiles/mask/tilejson.json", headers={"X-API-Key": KEY})
+        assert not_ready.status_code == 404
+        assert not_ready.json()["type"].endswith("/result-not-ready")
+        assert not_ready.json()["detail"] == f"job {job_id} has no results: it is waiting for a worker"
         store = JobStore(data_dir)
         run_job(job_id, store=store, model_path=tiny_onnx_model, worker="test")
         assert store.get(job_id).status == "successful", store.get(job_id).message
@@ -212,7 +213,18 @@ def test_tiles_are_cached_by_etag_and_isolated_by_key(job: tuple[TestClient, str
 
     assert client.get(url).status_code == 401
     refused = client.get(url, headers={"X-API-Key": OTHER_KEY})
-    assert refused.status_code == 404 and refused.json() == {"detail": f"no job {job_id!r}"}
+    assert refused.status_code == 404 and refused.json() == {
+        "type": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job",
+        "title": "no such job",
+        "status": 404,
+        "detail": f"no job {job_id!r}",
+    }
     outside = client.get(f"/jobs/{job_id}/tiles/scene/19/0/0.png", headers={"X-API-Key": KEY})
     assert outside.status_code == 404 and "outside" in outside.json()["detail"]
+    # Off the grid (PROJ looped on such a tile's bounds, holding the service): refused before any read.
+    beyond = client.get(f"/jobs/{job_id}/tiles/scene/14/{2**70}/1.png", headers={"X-API-Key": KEY})
+    assert beyond.status_code == 404
+    assert (
+        beyond.json()["detail"] == f"there is no tile 14/{2**70}/1: at zoom 14, x and y run from 0 to 16383"
+    )
     assert client.get(f"/jobs/{job_id}/tiles/roads/19/0/0.png", headers={"X-API-Key": KEY}).status_code == 422

@@ -4,7 +4,7 @@ Layout under ``<data_dir>/jobs/<job id>/``::
 
     job.json        the record (:class:`JobRecord`), replaced atomically (temporary file, then rename)
     .lock           flock'ed for every read-modify-write of the record
-    input.tif       the uploaded scene
+    input.tif       the uploaded scene (none when the worker reads the scene in place from its URL)
     work-<token>/   one attempt's outputs while it runs (removed when it ends)
     results/        the published outputs, moved in from a finished attempt one rename each
 
@@ -40,11 +40,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from roadnet.errors import NotFoundError, StorageFullError, StorageReadOnlyError, redact_paths
+from roadnet.errors import (
+    NoSuchJobError,
+    NotFoundError,
+    StorageFullError,
+    StorageReadOnlyError,
+    redact_paths,
+)
+from roadnet.urls import gdal_path
 from worker.job_index import IndexRow, JobIndex
 
 log = logging.getLogger(__name__)
@@ -146,6 +153,10 @@ class JobOptions(BaseModel):
     )
 
 
+#: How ``/jobs/{id}/results`` answers (OGC API - Processes ``response``).
+ResultsResponse = Literal["raw", "document"]
+
+
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (every timestamp in a record is)."""
     return datetime.now(UTC)
@@ -173,6 +184,16 @@ class JobRecord(BaseModel):
     attempts: int = 0
     worker: str | None = Field(default=None, description="Celery hostname of the worker running it")
     results: list[OutputName] = Field(default_factory=list)
+    source_url: str | None = Field(
+        default=None, description="The scene's URL when GDAL reads it in place (a COG by reference)"
+    )
+    outputs: list[OutputName] | None = Field(
+        default=None, description="The outputs an execute request asked for; None: all of them"
+    )
+    response: ResultsResponse = Field(
+        default="document",
+        description="How an execute request wants /results: raw (the file, for one output) or a document",
+    )
 
 
 class JobEnded(Exception):
@@ -220,12 +241,16 @@ class JobStore:
     def folder(self, job_id: str) -> Path:
         """The job's folder; :class:`NotFoundError` for a string that cannot be a job id."""
         if not JOB_ID_PATTERN.fullmatch(job_id):
-            raise NotFoundError(f"no job {job_id!r}")
+            raise NoSuchJobError(f"no job {job_id!r}")
         return self.root / job_id
 
     def input_path(self, job_id: str) -> Path:
         """The uploaded scene."""
         return self.folder(job_id) / INPUT
+
+    def scene_path(self, record: JobRecord) -> Path:
+        """What the worker opens: the uploaded scene, or GDAL's path to the scene's URL."""
+        return gdal_path(record.source_url) if record.source_url else self.input_path(record.id)
 
     def result_path(self, job_id: str, output: OutputName) -> Path:
         """The published file of ``output`` (a key of :data:`OUTPUTS`)."""
@@ -247,7 +272,7 @@ class JobStore:
         try:
             return JobRecord.model_validate_json((folder / RECORD).read_bytes())
         except FileNotFoundError:
-            raise NotFoundError(f"no job {folder.name!r}") from None
+            raise NoSuchJobError(f"no job {folder.name!r}") from None
 
     def _write(self, folder: Path, record: JobRecord) -> None:
         record.updated = utcnow()
@@ -266,7 +291,7 @@ class JobStore:
         try:
             fd = os.open(folder / ".lock", os.O_RDWR)
         except FileNotFoundError:
-            raise NotFoundError(f"no job {job_id!r}") from None
+            raise NoSuchJobError(f"no job {job_id!r}") from None
         try:
             # flock (not lockf): it excludes threads of one process too, each holding its own open file.
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -283,8 +308,12 @@ class JobStore:
         options: Mapping[str, Any],
         scene: Mapping[str, Any],
         bbox: list[float] | None = None,
+        outputs: list[OutputName] | None = None,
+        response: ResultsResponse = "document",
+        source_url: str | None = None,
     ) -> JobRecord:
-        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input.
+        """A new ``accepted`` job; ``upload`` (in this data directory) is moved in as its input, unless
+        the scene is ``source_url``, read in place (``upload`` is then GDAL's path to it, left alone).
 
         All or nothing: when the data directory is full or read-only (:func:`storage_errors`), the job's
         folder is removed again and ``upload`` stays where it was.
@@ -302,6 +331,9 @@ class JobStore:
             options=dict(options),
             scene=dict(scene),
             bbox=bbox,
+            outputs=outputs,
+            response=response,
+            source_url=source_url,
         )
         with storage_errors():
             try:
@@ -309,7 +341,8 @@ class JobStore:
                 (folder / ".lock").touch()
                 self._write(folder, record)  # before the move, which then cannot fail for space
                 self.index.add(job_id, owner, now)
-                os.replace(upload, folder / INPUT)
+                if source_url is None:
+                    os.replace(upload, folder / INPUT)
             except BaseException:
                 self.remove(job_id)
                 raise

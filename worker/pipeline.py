@@ -20,7 +20,7 @@ from roadnet.errors import ModelError, RoadnetError
 from roadnet.settings import get_settings
 from worker.cog import scene_to_cog
 from worker.inference import InferenceOptions, predict_scene
-from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobStore, OutputName
+from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobRecord, JobStore, OutputName
 from worker.preview import render_mask_preview, render_preview
 from worker.speed import record_speed
 from worker.vectorize import VectorizeOptions, vectorize_mask
@@ -68,6 +68,13 @@ class _Progress:
         self.store.report(self.job_id, int(percent), message)  # JobEnded when dismissed
 
 
+def _as_the_user_knows_it(message: str, record: JobRecord, scene: Path) -> str:
+    """``message`` naming the scene as its user does: the uploaded file's name, or its URL without
+    credentials (``record.filename``); never the job's own file, nor GDAL's path with the URL in it."""
+    message = message.replace(scene.name, record.filename)
+    return message.replace(record.source_url, record.filename) if record.source_url else message
+
+
 def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
     """The inference and vectorisation options a job's options stand for."""
     inference = InferenceOptions(stride=options.stride, threshold=options.threshold, fast=options.fast)
@@ -98,11 +105,12 @@ def run_job(
         return
     workdir = store.new_workdir(job_id)
     progress = _Progress(store, job_id)
+    scene = store.scene_path(record)
     started = time.monotonic()
     try:
         inference_options, vectorize_options = engine_options(JobOptions.model_validate(record.options))
         prediction = predict_scene(
-            store.input_path(job_id),
+            scene,
             workdir,
             model_path=model_path,
             options=inference_options,
@@ -117,7 +125,7 @@ def run_job(
         )
         progress.stage(VECTORIZE_END, 100, "drawing the previews and the map's imagery")
         scene_to_cog(prediction.scene, workdir / OUTPUTS[OutputName.scene].filename)
-        render_preview(store.input_path(job_id), vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        render_preview(scene, vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
         render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {
             "segments": vectors.segments,
@@ -145,9 +153,9 @@ def run_job(
     except ModelError as exc:
         store.fail(job_id, f"the worker cannot use its model: {exc}; tell the service's operator")
     except RoadnetError as exc:
-        store.fail(job_id, str(exc))
+        store.fail(job_id, _as_the_user_knows_it(str(exc), record, scene))
     except Exception as exc:
-        store.fail(job_id, internal_error_message(exc))
+        store.fail(job_id, _as_the_user_knows_it(internal_error_message(exc), record, scene))
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -15,7 +15,7 @@ from celery import Celery
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from roadnet.errors import AuthenticationError, NotFoundError
+from roadnet.errors import AuthenticationError, NoSuchJobError
 from roadnet.settings import Settings
 from service.broker_check import BrokerCheck
 from worker.jobs import JobRecord, JobStore
@@ -103,7 +103,7 @@ async def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobRecord:
     """The job ``job_id`` when the caller may see it; 404 alike for an unknown job and another's."""
     record = store.get(job_id)
     if owner is not None and not hmac.compare_digest(record.owner or "", owner):
-        raise NotFoundError(f"no job {job_id!r}")
+        raise NoSuchJobError(f"no job {job_id!r}")
     return record
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from roadnet.errors import ConflictError, NotFoundError
+from roadnet.errors import JobFailedError, NotFoundError, ResultNotReadyError
 from service.api.deps import BrokerCheckDep, CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
-from service.intake import accept_job, check_queue, check_quota
+from service.errors import error_responses
+from service.intake import accept_job, check_before_scene
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
-from worker.jobs import OUTPUTS, JobRecord, JobStatus, OutputName
+from worker.jobs import OUTPUTS, JobRecord, JobStatus, JobStore, OutputName
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
 
 RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
 
@@ -72,13 +76,7 @@ _UPLOAD_BODY = {
     response_model=JobPublic,
     summary="Upload a scene and start a job",
     openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses={
-        413: {"description": "The upload is larger than ROADNET_MAX_UPLOAD_BYTES"},
-        422: {"description": "The file is not a usable scene, or an option is invalid; `detail` says why"},
-        429: {"description": "The key already has ROADNET_MAX_ACTIVE_JOBS_PER_KEY jobs queued or running"},
-        503: {"description": "The job queue cannot be reached, or the data directory is read-only"},
-        507: {"description": "The data directory is full; nothing was stored"},
-    },
+    responses=error_responses(413, 422, 429, 503, 507),
 )
 async def create_job(
     request: Request,
@@ -95,9 +93,7 @@ async def create_job(
     suit the model. The answer is the job's status document, with its URL in
     `Location`. Nothing of a refused upload is kept.
     """
-    # Before the body, so that a refused upload costs no transfer.
-    await check_quota(store, owner, settings)
-    await check_queue(broker, settings)
+    await check_before_scene(store, broker, owner, settings)  # before the body: a refusal costs no transfer
     upload = await receive_upload(request, store.new_upload_path(), max_bytes=settings.max_upload_bytes)
     record = await accept_job(
         upload.path,
@@ -114,7 +110,9 @@ async def create_job(
     )
 
 
-@router.get("", response_model=JobsPublic, summary="List your jobs, newest first")
+@router.get(
+    "", response_model=JobsPublic, summary="List your jobs, newest first", responses=error_responses(422)
+)
 def list_jobs(
     request: Request,
     store: StoreDep,
@@ -135,7 +133,7 @@ def list_jobs(
     return JobsPublic(jobs=[job_public(r, request) for r in records], numberMatched=total, links=links)
 
 
-@router.get("/{job_id}", response_model=JobPublic, summary="A job's status")
+@router.get("/{job_id}", response_model=JobPublic, summary="A job's status", responses=error_responses(404))
 async def get_job(record: JobDep, request: Request) -> Response:
     """The job's status document: `status`, `progress` (0-100) and `message`; links to the results once
     the job is `successful`."""
@@ -143,7 +141,12 @@ async def get_job(record: JobDep, request: Request) -> Response:
     return Response(job_public(record, request).model_dump_json(), media_type="application/json")
 
 
-@router.delete("/{job_id}", response_model=JobPublic, summary="Cancel a job, or delete its results")
+@router.delete(
+    "/{job_id}",
+    response_model=JobPublic,
+    summary="Cancel a job, or delete its results",
+    responses=error_responses(404, 503, 507),  # 503, 507: a read-only or full data directory
+)
 def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
     """Cancel a queued or running job, or delete a finished one's results: the job ends `dismissed`
     and its files are deleted. Its status document stays until the results' time to live has passed.
@@ -155,50 +158,118 @@ def dismiss_job(record: JobDep, store: StoreDep, request: Request) -> JobPublic:
 
 
 def require_successful(record: JobRecord) -> None:
-    """:class:`ConflictError` (409), saying why, unless ``record`` is ``successful``."""
-    if record.status is not JobStatus.successful:
-        why = {
-            JobStatus.accepted: "it is waiting for a worker",
-            JobStatus.running: "it is still running",
-            JobStatus.failed: f"it failed: {record.message}",
-            JobStatus.dismissed: "it was dismissed and its files deleted",
-        }[record.status]
-        raise ConflictError(f"job {record.id} has no results: {why}")
+    """Nothing when ``record`` has results; else the error OGC API - Processes names for its state: not
+    ready (404 result-not-ready), the job's own failure, or gone (dismissed)."""
+    if record.status is JobStatus.successful:
+        return
+    if record.status is JobStatus.failed:
+        raise JobFailedError(f"job {record.id} has no results: it failed: {record.message}")
+    if record.status is JobStatus.dismissed:
+        raise NotFoundError(f"job {record.id} has no results: it was dismissed and its files deleted")
+    why = "it is waiting for a worker" if record.status is JobStatus.accepted else "it is still running"
+    raise ResultNotReadyError(f"job {record.id} has no results: {why}")
 
 
-@router.get("/{job_id}/results", response_model=dict[OutputName, ResultPublic], summary="A job's results")
-def get_results(record: JobDep, request: Request) -> dict[OutputName, ResultPublic]:
-    """Where each output of a successful job can be downloaded (409 before it is successful)."""
-    require_successful(record)
-    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
-    return {
-        name: ResultPublic(href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title)
-        for name in record.results
-    }
+def _output_name(record: JobRecord, output: str) -> OutputName:
+    try:
+        return OutputName(output)
+    except ValueError:
+        known = ", ".join(OUTPUTS)
+        raise NotFoundError(f"job {record.id} has no output {output!r}; its outputs are {known}") from None
 
 
-@router.api_route(
-    "/{job_id}/results/{output}",
-    methods=["GET", "HEAD"],  # HEAD: GDAL's /vsicurl/ asks for the size before its range requests
-    response_class=FileResponse,
-    summary="Download one result",
-    responses={
-        200: {
-            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview and "
-            "mask_preview: PNG",
-            "content": {o.media_type: {} for o in OUTPUTS.values()},
-        },
-        409: {"description": "The job is not successful (yet)"},
-    },
-)
-def get_result(record: JobDep, output: OutputName, store: StoreDep) -> FileResponse:
-    """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
-    grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
-    (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
-    require_successful(record)
+def _result_file(record: JobRecord, output: OutputName, store: JobStore) -> FileResponse:
     path = store.result_path(record.id, output)
     if not path.is_file():
         raise NotFoundError(f"job {record.id} has no {output.value} result (it was deleted)")
     return FileResponse(
         path, media_type=OUTPUTS[output].media_type, filename=f"{record.id}-{OUTPUTS[output].filename}"
     )
+
+
+#: The outputs' media types: GeoJSON is a JSON object, the others are binary files.
+_RESULT_CONTENT = {
+    o.media_type: {
+        "schema": {"type": "object"}
+        if o.media_type.endswith("json")
+        else {"type": "string", "format": "binary"}
+    }
+    for o in OUTPUTS.values()
+}
+
+
+@router.get(
+    "/{job_id}/results",
+    response_model=dict[OutputName, ResultPublic],
+    summary="A job's results",
+    responses={
+        200: {
+            "description": "The results document: where each output can be downloaded; or, for a job "
+            "executed with `response: raw` and one output, that output itself",
+            "content": _RESULT_CONTENT,
+        },
+        204: {"description": "`response: raw` with several outputs: each output's URL in a Link header"},
+        **error_responses(404, 500),
+    },
+)
+def get_results(record: JobDep, request: Request, store: StoreDep) -> Response:
+    """The results of a successful job (OGC API - Processes): a document of where each requested output
+    can be downloaded; for a job executed with `response: raw`, the output itself when it asked for one,
+    else an empty answer with the outputs in `Link` headers.
+
+    404 (`result-not-ready`) while the job has not finished; a failed job answers its failure."""
+    require_successful(record)
+    base = str(request.base_url).rstrip("/") + f"/jobs/{record.id}/results"
+    wanted = [name for name in record.results if record.outputs is None or name in record.outputs]
+    if record.response == "raw" and len(wanted) == 1:
+        return _result_file(record, wanted[0], store)
+    if record.response == "raw":
+        links = [f'<{base}/{name}>; rel="{name}"; type="{OUTPUTS[name].media_type}"' for name in wanted]
+        return Response(status_code=204, headers={"Link": ", ".join(links)})
+    document = {
+        name.value: ResultPublic(
+            href=f"{base}/{name}", type=OUTPUTS[name].media_type, title=OUTPUTS[name].title
+        ).model_dump()
+        for name in wanted
+    }
+    return JSONResponse(document)
+
+
+_DOWNLOAD: dict[str, Any] = {
+    "response_class": FileResponse,
+    "responses": {
+        200: {
+            "description": "mask and probability: Cloud-Optimised GeoTIFF; roads: GeoJSON; preview and "
+            "mask_preview: PNG",
+            "content": _RESULT_CONTENT,
+        },
+        **error_responses(404, 500),
+    },
+}
+
+
+@router.get("/{job_id}/results/{output}", summary="Download one result", **_DOWNLOAD)
+def get_result(
+    record: JobDep,
+    store: StoreDep,
+    # A string, not the enum, so that another name is a 404 (no such output), not a 422.
+    output: str = Path_(description="The output's name", json_schema_extra={"enum": list(OUTPUTS)}),
+) -> FileResponse:
+    """One output of a successful job: `mask` and `probability` (Cloud-Optimised GeoTIFF, the scene's
+    grid and CRS), `roads` (GeoJSON, WGS 84), `preview` (PNG: the scene with the roads) or `mask_preview`
+    (PNG: the mask over transparency, the preview's size and extent). Range requests are served."""
+    name = _output_name(record, output)
+    require_successful(record)
+    return _result_file(record, name, store)
+
+
+# HEAD: GDAL's /vsicurl/ asks for the size before its range requests. A route of its own, so that its
+# operation id is its own.
+router.add_api_route(
+    "/{job_id}/results/{output}",
+    get_result,
+    methods=["HEAD"],
+    name="head_result",
+    summary="One result's size and type, without its content",
+    **_DOWNLOAD,
+)

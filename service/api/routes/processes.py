@@ -7,19 +7,26 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from roadnet import __version__
-from roadnet.errors import NotFoundError
+from roadnet.errors import NoSuchProcessError
 from service.api.deps import get_owner
+from service.errors import error_responses
 from service.schemas import PROCESS_ID, JobCreate, Link, ProcessesPublic, ProcessPublic, ProcessSummaryPublic
 from service.uploads import FILE_FIELD
 from worker.jobs import OUTPUTS
 
-router = APIRouter(prefix="/processes", tags=["processes"], dependencies=[Depends(get_owner)])
+router = APIRouter(
+    prefix="/processes", tags=["processes"], dependencies=[Depends(get_owner)], responses=error_responses(401)
+)
+#: The process's input that is the scene; the multipart upload of POST /jobs names it FILE_FIELD.
+IMAGE_INPUT = "image"
+EXECUTE_REL = "http://www.opengis.net/def/rel/ogc/1.0/execute"
 
 TITLE = "Road extraction"
 DESCRIPTION = (
     "Finds the roads in a satellite or aerial scene (RGB GeoTIFF) with the paper's RISNet and stride-64 "
     "sliding window, and returns the road mask and probability (Cloud-Optimised GeoTIFF), the road "
-    "centrelines (GeoJSON) and previews (PNG). Start a job with POST /jobs (multipart upload)."
+    "centrelines (GeoJSON) and previews (PNG). Start a job with POST /processes/road-extraction/execution "
+    "(the scene by reference or inline) or POST /jobs (a multipart upload)."
 )
 
 
@@ -29,10 +36,12 @@ def _binary(media_type: str) -> dict[str, str]:
 
 def _inputs() -> dict[str, Any]:
     inputs: dict[str, Any] = {
-        FILE_FIELD: {
+        IMAGE_INPUT: {
             "title": "Scene",
             "description": "A georeferenced GeoTIFF with at least three bands (red, green, blue first, "
-            "or by colour interpretation), uploaded as the multipart field `file`.",
+            'or by colour interpretation): by reference, {"href": "https://.../scene.tif"}, or inline, '
+            '{"value": "<base64>", "mediaType": "image/tiff", "encoding": "base64"}; in a multipart '
+            f"POST /jobs, the file field `{FILE_FIELD}`.",
             "schema": _binary("image/tiff; application=geotiff"),
             "minOccurs": 1,
             "maxOccurs": 1,
@@ -58,7 +67,10 @@ def _summary(request: Request) -> ProcessSummaryPublic:
         version=__version__,
         jobControlOptions=["async-execute"],
         outputTransmission=["reference"],
-        links=[Link(href=href, rel="self", type="application/json", title="process description")],
+        links=[
+            Link(href=href, rel="self", type="application/json", title="process description"),
+            Link(href=f"{href}/execution", rel=EXECUTE_REL, title="execute: start a job"),
+        ],
     )
 
 
@@ -71,11 +83,21 @@ def list_processes(request: Request) -> ProcessesPublic:
     )
 
 
-@router.get("/{process_id}", response_model=ProcessPublic, summary="A process's inputs and outputs")
-def describe_process(process_id: str, request: Request) -> ProcessPublic:
-    """The process description: the upload and options it takes, and the results it gives."""
+def require_process(process_id: str) -> None:
+    """Nothing for the process this service runs; :class:`NoSuchProcessError` for any other id."""
     if process_id != PROCESS_ID:
-        raise NotFoundError(f"no process {process_id!r}; this service runs {PROCESS_ID!r}")
+        raise NoSuchProcessError(f"no process {process_id!r}; this service runs {PROCESS_ID!r}")
+
+
+@router.get(
+    "/{process_id}",
+    response_model=ProcessPublic,
+    summary="A process's inputs and outputs",
+    responses=error_responses(404),
+)
+def describe_process(process_id: str, request: Request) -> ProcessPublic:
+    """The process description: the scene and options it takes, and the results it gives."""
+    require_process(process_id)
     outputs = {
         name.value: {"title": output.title, "schema": _binary(output.media_type)}
         for name, output in OUTPUTS.items()

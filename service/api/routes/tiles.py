@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
@@ -19,10 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from roadnet.errors import NotFoundError
 from service.api.deps import JobDep, StoreDep
 from service.api.routes.jobs import require_successful
+from service.errors import error_responses
 from service.tiles import LAYERS, RENDERING_VERSION, TileLayer, render_tile, tilejson
 from worker.jobs import JobRecord, JobStore
 
-router = APIRouter(prefix="/jobs/{job_id}/tiles", tags=["jobs"])
+router = APIRouter(prefix="/jobs/{job_id}/tiles", tags=["jobs"], responses=error_responses(401))
 
 #: Results never change once published, but each key's tiles are its own: browsers only, an hour.
 CACHE_CONTROL = "private, max-age=3600"
@@ -53,7 +55,22 @@ def _not_modified(request: Request, headers: dict[str, str]) -> bool:
     return headers["ETag"] in (tag.strip().removeprefix("W/") for tag in tags.split(","))
 
 
-@router.get("/{layer}/tilejson.json", summary="A layer's TileJSON")
+#: What a layer's requests answer besides their content: not modified, and the errors of
+#: :func:`service.api.routes.jobs.require_successful` (not ready: 404; failed: 500) and of the path.
+_NOT_MODIFIED_OR_ERROR: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (If-None-Match)"},
+    **error_responses(404, 422, 500),
+}
+
+
+@router.get(
+    "/{layer}/tilejson.json",
+    summary="A layer's TileJSON",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        **_NOT_MODIFIED_OR_ERROR,
+    },
+)
 async def get_tilejson(record: JobDep, store: StoreDep, layer: TileLayer, request: Request) -> Response:
     """TileJSON 3.0 of one layer of a successful job (`scene`, `mask` or `probability`): its tile URL
     template, WGS 84 `bounds`, and `minzoom` (the coarsest overview) to `maxzoom` (full resolution)."""
@@ -72,9 +89,7 @@ async def get_tilejson(record: JobDep, store: StoreDep, layer: TileLayer, reques
     summary="A map tile",
     responses={
         200: {"content": {"image/png": {}}, "description": "A 256 x 256 RGBA PNG; no data is transparent"},
-        304: {"description": "Not modified (If-None-Match)"},
-        404: {"description": "No such job, or the tile lies outside the layer"},
-        409: {"description": "The job is not successful (yet)"},
+        **_NOT_MODIFIED_OR_ERROR,
     },
 )
 async def get_tile(

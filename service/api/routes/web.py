@@ -1,5 +1,5 @@
-"""The web page: ``index.html`` at ``/`` and its script, styles and vendored Leaflet under ``/static``;
-and the API's documentation at ``/docs`` (Swagger UI, vendored too).
+"""The web page's files: ``index.html`` (served at ``/`` by the landing route) and its script, styles and
+vendored Leaflet under ``/static``; and the API's documentation at ``/docs`` (Swagger UI, vendored too).
 
 The page talks to the service only through the HTTP API, so this router serves files and nothing else.
 Everything is served from the package (no CDN): the page and the docs work on a machine with no internet.
@@ -11,20 +11,13 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
 router = APIRouter(include_in_schema=False)
 router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-
-@router.get("/")
-def index() -> FileResponse:
-    """The single-page web client."""
-    # no-cache: the page revalidates on each visit, so a restarted service with a new page is seen at once.
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 #: Swagger UI from the npm package swagger-ui-dist (service/static/vendor/README.md).
