@@ -89,10 +89,6 @@ class JobFailedError(RoadnetError):
     """The results of a job that failed: the message is the job's own."""
 
 
-class ConflictError(RoadnetError):
-    """The request does not fit the object's state, e.g. a result of a job that has not finished."""
-
-
 class AuthenticationError(RoadnetError):
     """A missing or unknown API key."""
 

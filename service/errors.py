@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException
 
 from roadnet.errors import (
     AuthenticationError,
-    ConflictError,
     InputError,
     JobFailedError,
     ModelError,
@@ -47,7 +46,6 @@ STATUS_CODES: dict[type[RoadnetError], int] = {
     InputError: 422,
     AuthenticationError: 401,
     NotFoundError: 404,
-    ConflictError: 409,
     TooManyJobsError: 429,
     ModelError: 503,
     QueueUnavailableError: 503,
