@@ -25,7 +25,7 @@ The second hunt's pairs are found by their folder layout (same id in ``images/``
 
 No data is not background. ``Pair.load`` marks pixels outside the imagery :data:`IGNORE` in the mask:
 alpha 0, a GeoTIFF's declared nodata, and for Massachusetts the white fill outside the imagery (RGB all
->= 250 in regions of at least :data:`WHITE_FILL_MIN_PX` pixels, so a white roof stays imagery). Losses
+>= 250 in regions of at least 10 000 pixels, :mod:`roadnet.white_fill`, so a white roof stays imagery). Losses
 and metrics skip those pixels, as they skip the padding beyond an image's edge.
 
 Unpaired images (``unlabeled/`` folders) are ignored. SpaceNet rasters keep their first three bands
@@ -48,12 +48,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from roadnet.errors import InputError
+from roadnet.white_fill import white_fill
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig
 from training.metrics import IGNORE
-
-WHITE_FILL = 250
-WHITE_FILL_MIN_PX = 10_000  # 100 m x 100 m at Massachusetts' 1 m: far larger than any roof
 
 
 @dataclass(frozen=True)
@@ -149,20 +147,6 @@ class Pair:
         mask = mask.astype(np.uint8)
         mask[~valid] = IGNORE
         return image, mask
-
-
-def white_fill(image: np.ndarray) -> np.ndarray:
-    """Pixels of ``image`` in white regions (RGB all >= 250) of at least :data:`WHITE_FILL_MIN_PX`."""
-    from scipy import ndimage
-
-    white = np.all(image >= WHITE_FILL, axis=2)
-    labels, count = ndimage.label(white)
-    if not count:
-        return white
-    sizes = np.bincount(labels.ravel())
-    large = sizes >= WHITE_FILL_MIN_PX
-    large[0] = False
-    return large[labels]
 
 
 def _read_rgb(path: Path) -> tuple[np.ndarray, np.ndarray]:
