@@ -41,7 +41,6 @@ from rasterio.windows import Window
 
 from roadnet.errors import BandCountError, NotGeoreferencedError, SceneSizeError, UnreadableRasterError
 from roadnet.settings import get_settings
-from roadnet.white_fill import white_fill
 
 log = logging.getLogger(__name__)
 
@@ -277,17 +276,14 @@ def read_rgb(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``[row_start, row_stop)`` as uint8 RGB ``(3, rows, width)`` and a validity mask ``(rows, width)``.
 
-    No-data pixels are black in the RGB array and False in the mask. White fill (large saturated white
-    regions within these rows, :mod:`roadnet.white_fill`) is False in the mask but kept white in the
-    RGB, as the model saw it in training.
+    No-data pixels are black in the RGB array and False in the mask.
     """
     window = Window(0, row_start, info.width, row_stop - row_start)
     try:
         data = src.read(info.bands, window=window, masked=True, boundless=True)
     except RasterioError as exc:
         raise _unreadable(info.path, exc) from exc
-    rgb, valid = to_rgb8(data, info.stretch)
-    return rgb, valid & ~white_fill(rgb.transpose(1, 2, 0))
+    return to_rgb8(data, info.stretch)
 
 
 def to_rgb8(
