@@ -25,9 +25,10 @@ from training.data import PACK_INDEX, PACKED_MASK, find_pairs
 
 def pack_pairs(folders: list[Path], out: Path, quality: int = 80) -> dict[str, int]:
     """Write every labelled pair under ``folders`` into ``out``; the number of pairs per set."""
+    pairs = find_pairs(*folders)  # first: a wrong data folder fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for pair in find_pairs(*folders):
+    for pair in pairs:
         image, mask = pair.load()
         folder = out / pair.dataset
         folder.mkdir(exist_ok=True)
