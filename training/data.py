@@ -25,8 +25,8 @@ The second hunt's pairs are found by their folder layout (same id in ``images/``
 
 No data is not background. ``Pair.load`` marks pixels outside the imagery :data:`IGNORE` in the mask:
 alpha 0, a GeoTIFF's declared nodata, and for Massachusetts the white fill outside the imagery (RGB all
->= 250 in regions of at least 10 000 pixels, :mod:`roadnet.white_fill`, so a white roof stays imagery). Losses
-and metrics skip those pixels, as they skip the padding beyond an image's edge.
+>= 250 in edge-touching regions of at least 5 ha, :mod:`roadnet.white_fill`, so a white roof stays
+imagery). Losses and metrics skip those pixels, as they skip the padding beyond an image's edge.
 
 Unpaired images (``unlabeled/`` folders) are ignored. SpaceNet rasters keep their first three bands
 (the Vegas tile's fourth is alpha); the solaris tile is 11-bit panchromatic, scaled to 0-255 and
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from roadnet.errors import InputError
-from roadnet.white_fill import white_fill
+from roadnet.white_fill import metres_per_pixel, white_fill
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig
 from training.metrics import IGNORE
@@ -143,7 +143,7 @@ class Pair:
                 f"{image.shape[1]}x{image.shape[0]}; fix or remove the pair"
             )
         if DATASETS[self.dataset].white_fill_nodata:
-            valid &= ~white_fill(image)
+            valid &= ~white_fill(image.transpose(2, 0, 1), DATASETS[self.dataset].gsd_m)
         mask = mask.astype(np.uint8)
         mask[~valid] = IGNORE
         return image, mask
@@ -206,12 +206,7 @@ def _centrelines(label: Path, image: Path) -> np.ndarray:
     with rasterio.open(image) as src:
         height, width, affine, crs = src.height, src.width, src.transform, src.crs
     inv = ~affine
-    if crs is not None and crs.is_geographic:
-        latitude = math.radians(affine.f + affine.e * height / 2)
-        metres_per_px = 0.5 * (abs(affine.a) * math.cos(latitude) + abs(affine.e)) * 111_320
-    else:
-        metres_per_px = 0.5 * (abs(affine.a) + abs(affine.e))
-    radius_px = SPACENET_HALF_WIDTH_M / metres_per_px
+    radius_px = SPACENET_HALF_WIDTH_M / metres_per_pixel(affine, crs, height)
 
     def to_pixels(xy: np.ndarray) -> np.ndarray:
         x, y = xy[:, 0], xy[:, 1]

@@ -31,7 +31,7 @@ from roadnet.errors import InputError
 from roadnet.model_metadata import ModelMetadata
 from worker.cog import BLOCK, GDAL_CACHE_MB, write_cog
 from worker.model import load_model
-from worker.scene import SceneInfo, inspect_scene, open_scene, read_rgb
+from worker.scene import SceneInfo, find_white_fill, inspect_scene, open_scene, read_rgb
 from worker.sliding_window import predict_rows, window_starts
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,12 @@ def predict_scene(
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         valid_rows: list[np.ndarray] = []  # validity of rows read but not yet written
 
+        fill = find_white_fill(src, info)
+
         def read_rows(start: int, stop: int) -> np.ndarray:
             rgb, valid = read_rgb(src, info, start, stop)
+            if fill is not None:
+                valid &= ~fill.rows(rgb, start)  # no data, though the model sees white, as in training
             valid_rows.append(valid)
             return rgb
 

@@ -34,13 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
+from rasterio.transform import Affine
 from rasterio.windows import Window
+from scipy import ndimage
 
 from roadnet.errors import BandCountError, NotGeoreferencedError, SceneSizeError, UnreadableRasterError
 from roadnet.settings import get_settings
+from roadnet.white_fill import metres_per_pixel, white, white_fill
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_SIDE = 128
 #: The largest block (tile or strip, every band) accepted: about 9 000 x 9 000 RGB pixels of 8 bit.
 MAX_BLOCK_BYTES = 256 * 1024**2
+#: The long side of the decimated read of the whole scene that finds its white fill.
+FILL_SIDE = 1024
 #: Percentiles of the 8-bit stretch for non-uint8 data.
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: The smallest side accepted by default: the paper's window.
@@ -284,6 +290,43 @@ def read_rgb(
     except RasterioError as exc:
         raise _unreadable(info.path, exc) from exc
     return to_rgb8(data, info.stretch)
+
+
+@dataclass(frozen=True)
+class WhiteFill:
+    """Where a scene's white fill (:mod:`roadnet.white_fill`) lies, on a decimated grid of the scene."""
+
+    coarse: np.ndarray  # (h, w) bool
+    height: int
+    width: int
+
+    def rows(self, rgb: np.ndarray, row_start: int) -> np.ndarray:
+        """The white fill of ``rgb`` (3, rows, width), the scene's rows from ``row_start``: its white
+        pixels within the decimated regions."""
+        h, w = self.coarse.shape
+        rows = np.arange(row_start, row_start + rgb.shape[1]) * h // self.height
+        cols = np.arange(rgb.shape[2]) * w // self.width
+        return white(rgb) & self.coarse[np.ix_(rows, cols)]
+
+
+def find_white_fill(src: DatasetReader, info: SceneInfo) -> WhiteFill | None:
+    """The scene's white fill, found on one decimated read of the whole scene (edge-touching and area
+    rules need every region whole, which strips cut), or None when it has none."""
+    shrink = max(1.0, max(info.height, info.width) / FILL_SIDE)
+    shape = (3, max(1, round(info.height / shrink)), max(1, round(info.width / shrink)))
+    try:
+        data = src.read(info.bands, out_shape=shape, masked=True)
+    except RasterioError as exc:
+        raise _unreadable(info.path, exc) from exc
+    rgb, _ = to_rgb8(data, info.stretch)
+    crs = CRS.from_wkt(info.crs) if info.georeferenced and info.crs else None
+    side = metres_per_pixel(Affine(*info.transform), crs, info.height) * info.height / shape[1]
+    coarse = white_fill(rgb, side)
+    if not coarse.any():
+        return None
+    # One decimated pixel more all round: the full-resolution test (white) keeps imagery out, and the
+    # fill's edge pixels, rounded to the coarse grid either way, stay in.
+    return WhiteFill(ndimage.binary_dilation(coarse), info.height, info.width)
 
 
 def to_rgb8(
