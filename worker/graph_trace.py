@@ -71,113 +71,127 @@ def trace_skeleton(
     in window pixels; ``origin`` is the window's (row, col) offset in the scene, and ``scene_width`` makes
     scene-wide pixel indices. Single isolated pixels are dropped.
     """
-    r0, r1, c0, c1 = core
-    win_w = skel.shape[1]
-    row_off, col_off = origin
-    links = _links(skel)
-    degree = np.asarray(np.sum(links, axis=0, dtype=np.uint8))
+    tracer = _Tracer(skel, core, origin, scene_width)
+    if tracer.pixels:
+        tracer.add_nodes()
+        tracer.trace_from_nodes()
+        tracer.trace_from_border()
+        tracer.trace_loops()
+    return tracer.graph
 
-    core_skel = np.zeros_like(skel)
-    core_skel[r0:r1, c0:c1] = skel[r0:r1, c0:c1] & (degree[r0:r1, c0:c1] > 0)
-    rows, cols = np.nonzero(core_skel)
-    graph = TracedGraph()
-    if rows.size == 0:
-        return graph
-    local = rows * win_w + cols
 
-    # Neighbour lists, window-local linear indices (a neighbour may lie outside the core).
-    nbrs: dict[int, list[int]] = {p: [] for p in local.tolist()}
-    for k, (dr, dc) in enumerate(_OFFSETS):
-        sel = links[k][rows, cols]
-        for p, q in zip(local[sel].tolist(), (local[sel] + dr * win_w + dc).tolist(), strict=True):
-            nbrs[p].append(q)
+class _Tracer:
+    """One window's tracing: its pixels' neighbour lists and the graph being built. Pixels are
+    window-local linear indices (row * window width + col); a neighbour may lie outside the core."""
 
-    def in_core(p: int) -> bool:
-        r, c = divmod(p, win_w)
+    def __init__(
+        self, skel: np.ndarray, core: tuple[int, int, int, int], origin: tuple[int, int], scene_width: int
+    ) -> None:
+        self.core, self.origin, self.scene_width = core, origin, scene_width
+        self.win_w = skel.shape[1]
+        r0, r1, c0, c1 = core
+        links = _links(skel)
+        self.degree = np.asarray(np.sum(links, axis=0, dtype=np.uint8))
+        self.core_skel = np.zeros_like(skel)
+        self.core_skel[r0:r1, c0:c1] = skel[r0:r1, c0:c1] & (self.degree[r0:r1, c0:c1] > 0)
+        self.rows, self.cols = np.nonzero(self.core_skel)
+        self.local = self.rows * self.win_w + self.cols
+        self.pixels: list[int] = self.local.tolist()
+        self.nbrs: dict[int, list[int]] = {p: [] for p in self.pixels}
+        for k, (dr, dc) in enumerate(_OFFSETS):
+            sel = links[k][self.rows, self.cols]
+            targets = (self.local[sel] + dr * self.win_w + dc).tolist()
+            for p, q in zip(self.local[sel].tolist(), targets, strict=True):
+                self.nbrs[p].append(q)
+        self.graph = TracedGraph()
+        self.node_of: dict[int, NodeKey] = {}
+        self.visited: set[int] = set()
+
+    def in_core(self, p: int) -> bool:
+        r0, r1, c0, c1 = self.core
+        r, c = divmod(p, self.win_w)
         return r0 <= r < r1 and c0 <= c < c1
 
-    def scene_index(p: int) -> int:
-        r, c = divmod(p, win_w)
-        return (r + row_off) * scene_width + (c + col_off)
+    def scene_index(self, p: int) -> int:
+        r, c = divmod(p, self.win_w)
+        return (r + self.origin[0]) * self.scene_width + (c + self.origin[1])
 
-    def xy(p: int) -> tuple[float, float]:
-        r, c = divmod(p, win_w)
-        return (c + col_off + 0.5, r + row_off + 0.5)
+    def xy(self, p: int) -> tuple[float, float]:
+        r, c = divmod(p, self.win_w)
+        return (c + self.origin[1] + 0.5, r + self.origin[0] + 0.5)
 
-    def border_node(inside: int, outside: int) -> NodeKey:
-        a, b = sorted((scene_index(inside), scene_index(outside)))
+    def border_node(self, inside: int, outside: int) -> NodeKey:
+        a, b = sorted((self.scene_index(inside), self.scene_index(outside)))
         key: NodeKey = ("b", a, b)
-        (xa, ya), (xb, yb) = xy(inside), xy(outside)
-        graph.nodes[key] = ((xa + xb) / 2, (ya + yb) / 2)
+        (xa, ya), (xb, yb) = self.xy(inside), self.xy(outside)
+        self.graph.nodes[key] = ((xa + xb) / 2, (ya + yb) / 2)
         return key
 
-    # Nodes: end pixels, and junction pixels grouped 8-connected into one node at their centroid.
-    node_of: dict[int, NodeKey] = {}
-    deg = degree[rows, cols]
-    for p in local[deg == 1].tolist():
-        node_of[p] = ("n", scene_index(p))
-        graph.nodes[node_of[p]] = xy(p)
-    junction = deg >= 3
-    if junction.any():
-        labels, _ = ndimage.label(core_skel & (degree >= 3), structure=np.ones((3, 3), bool))
-        lab = labels[rows[junction], cols[junction]]
-        jpix = local[junction]
+    def add_node(self, p: int) -> None:
+        self.node_of[p] = ("n", self.scene_index(p))
+        self.graph.nodes[self.node_of[p]] = self.xy(p)
+
+    def add_nodes(self) -> None:
+        """End pixels, and junction pixels grouped 8-connected into one node at their centroid."""
+        deg = self.degree[self.rows, self.cols]
+        for p in self.local[deg == 1].tolist():
+            self.add_node(p)
+        junction = deg >= 3
+        if not junction.any():
+            return
+        row_off, col_off = self.origin
+        labels, _ = ndimage.label(self.core_skel & (self.degree >= 3), structure=np.ones((3, 3), bool))
+        lab = labels[self.rows[junction], self.cols[junction]]
+        jpix = self.local[junction]
         _, first = np.unique(lab, return_index=True)  # first pixel of each label in raster order
-        key_of_label = {int(lab[i]): ("n", scene_index(int(jpix[i]))) for i in first}
-        counts = np.bincount(lab)
-        cx = np.bincount(lab, weights=cols[junction] + col_off + 0.5) / np.maximum(counts, 1)
-        cy = np.bincount(lab, weights=rows[junction] + row_off + 0.5) / np.maximum(counts, 1)
+        key_of_label = {int(lab[i]): ("n", self.scene_index(int(jpix[i]))) for i in first}
+        counts = np.maximum(np.bincount(lab), 1)
+        cx = np.bincount(lab, weights=self.cols[junction] + col_off + 0.5) / counts
+        cy = np.bincount(lab, weights=self.rows[junction] + row_off + 0.5) / counts
         for label, key in key_of_label.items():
-            graph.nodes[key] = (float(cx[label]), float(cy[label]))
+            self.graph.nodes[key] = (float(cx[label]), float(cy[label]))
         for p, label in zip(jpix.tolist(), lab.tolist(), strict=True):
-            node_of[p] = key_of_label[label]
+            self.node_of[p] = key_of_label[label]
 
-    visited: set[int] = set()
-
-    def walk(start_key: NodeKey, prev: int, cur: int) -> None:
+    def walk(self, start_key: NodeKey, prev: int, cur: int) -> None:
         """Follow chain pixels from ``cur`` (entered from ``prev``) to a node and record the edge."""
-        pts = [graph.nodes[start_key]]
-        end_key: NodeKey
-        while True:
-            if not in_core(cur):
-                end_key = border_node(prev, cur)
-                break
-            if cur in node_of:
-                end_key = node_of[cur]
-                break
-            visited.add(cur)
-            pts.append(xy(cur))
-            a, b = nbrs[cur]
+        pts = [self.graph.nodes[start_key]]
+        while self.in_core(cur) and cur not in self.node_of:
+            self.visited.add(cur)
+            pts.append(self.xy(cur))
+            a, b = self.nbrs[cur]
             prev, cur = cur, (b if a == prev else a)
-        pts.append(graph.nodes[end_key])
-        graph.edges.append((start_key, end_key, np.asarray(pts, dtype=np.float64)))
+        end_key = self.node_of[cur] if self.in_core(cur) else self.border_node(prev, cur)
+        pts.append(self.graph.nodes[end_key])
+        self.graph.edges.append((start_key, end_key, np.asarray(pts, dtype=np.float64)))
 
-    direct_links: set[tuple[int, int]] = set()
-    for p, node_key in list(node_of.items()):
-        for q in nbrs[p]:
-            if q in visited or node_of.get(q) == node_key:
-                continue
-            if q in node_of:  # two nodes side by side: one edge, traced once
-                pair = (min(p, q), max(p, q))
-                if pair in direct_links:
+    def trace_from_nodes(self) -> None:
+        direct_links: set[tuple[int, int]] = set()
+        for p, node_key in list(self.node_of.items()):
+            for q in self.nbrs[p]:
+                if q in self.visited or self.node_of.get(q) == node_key:
                     continue
-                direct_links.add(pair)
-            walk(node_key, p, q)
+                if q in self.node_of:  # two nodes side by side: one edge, traced once
+                    pair = (min(p, q), max(p, q))
+                    if pair in direct_links:
+                        continue
+                    direct_links.add(pair)
+                self.walk(node_key, p, q)
 
-    # Chains that enter the core over its border and never meet a node inside it.
-    for p in local.tolist():
-        if p in node_of or p in visited:
-            continue
-        for q in nbrs[p]:
-            if not in_core(q) and p not in visited:
-                walk(border_node(p, q), q, p)
+    def trace_from_border(self) -> None:
+        """Chains that enter the core over its border and never meet a node inside it."""
+        for p in self.pixels:
+            if p in self.node_of:
+                continue
+            for q in self.nbrs[p]:
+                if not self.in_core(q) and p not in self.visited:
+                    self.walk(self.border_node(p, q), q, p)
 
-    # What is left are closed loops without nodes: make one pixel of each a node.
-    for p in local.tolist():
-        if p in node_of or p in visited:
-            continue
-        node_of[p] = ("n", scene_index(p))
-        graph.nodes[node_of[p]] = xy(p)
-        visited.add(p)
-        walk(node_of[p], p, nbrs[p][0])
-    return graph
+    def trace_loops(self) -> None:
+        """What is left are closed loops without nodes: one pixel of each becomes a node."""
+        for p in self.pixels:
+            if p in self.node_of or p in self.visited:
+                continue
+            self.add_node(p)
+            self.visited.add(p)
+            self.walk(self.node_of[p], p, self.nbrs[p][0])
