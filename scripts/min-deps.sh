@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Proves pyproject's lower bounds: a fresh virtual environment with every declared dependency at its
 # floor (each `NAME>=X` of the runtime and of the train, gpkg and dev extras installed as `NAME==X`
-# through a pip constraints file), then the runtime's fast tests in it. Usage: scripts/min-deps.sh
-# [pytest args]. torch is the exception: pinned to the CPU build `make` installs (torch==2.13.0),
-# since PyPI's older Linux torch wheels pull multi-GB CUDA libraries. The dev extra's tools that no
+# through a pip constraints file), then the runtime's and training's fast tests in it. Usage:
+# scripts/min-deps.sh [pytest args]. torch's floor is the CPU build `make` installs (torch==2.13.0):
+# PyPI's older Linux torch wheels pull multi-GB CUDA libraries, so no older one is declared. The dev extra's tools that no
 # runtime test imports (ruff, mypy, playwright) are left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,8 @@ PYTHON=${PYTHON:-python3}
 VENV=${MIN_DEPS_VENV:-.min-deps}
 TORCH=torch==2.13.0
 TESTS=(tests/test_foundation.py tests/test_scene.py tests/test_sliding_window.py tests/test_inference.py
-  tests/test_vectorize.py tests/test_apls.py tests/test_preview.py tests/test_tiles.py tests/test_service_api.py)
+  tests/test_vectorize.py tests/test_apls.py tests/test_preview.py tests/test_tiles.py tests/test_service_api.py
+  tests/test_models.py tests/test_training.py)
 
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
