@@ -175,7 +175,8 @@ def _peak_rss_mb() -> float:
 
 
 def _child_scene(onnx_path: Path, scene: Path, stride: str) -> None:
-    from worker.inference import InferenceOptions, predict_scene
+    from roadnet.options import InferenceOptions
+    from worker.inference import predict_scene
 
     options = InferenceOptions(fast=True) if stride == "fast" else InferenceOptions(stride=int(stride))
     result = predict_scene(scene, scene.parent / "out", model_path=onnx_path, options=options)
@@ -189,7 +190,8 @@ def fast_mode(onnx_path: Path, pairs: int) -> dict:
     import rasterio
     from PIL import Image
 
-    from worker.inference import InferenceOptions, predict_scene
+    from roadnet.options import InferenceOptions
+    from worker.inference import predict_scene
 
     folder = DATA / "deepglobe" / "pairs"
     images = sorted(folder.glob("*_sat.jpg"))[:pairs]
@@ -400,7 +402,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:
         if args.int8 or args.gpu:
-            from worker.model import default_model_path
+            from roadnet.model_files import default_model_path
 
             model = (args.model or default_model_path()).resolve()
             split = args.split or model.with_name("split.json")
@@ -433,9 +435,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import torch
 
     from models import create_model
+    from roadnet.model_files import default_model_path
     from roadnet.model_metadata import ModelMetadata
     from training.export import export_onnx
-    from worker.model import default_model_path, load_model
+    from worker.model import load_model
 
     default = args.model or default_model_path()
     if default.is_file():

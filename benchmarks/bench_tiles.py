@@ -31,11 +31,12 @@ from bench_vectorize import write_mask
 from fastapi.testclient import TestClient
 from rio_tiler.errors import NoOverviewWarning
 
+from roadnet.jobs import JobStore
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.settings import Settings
 from service.main import create_app
 from service.tiles import TileLayer, render_tile
 from worker.cog import write_cog
-from worker.jobs import OUTPUTS, JobStore, OutputName
 
 TILES_PER_ZOOM = 30
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")

@@ -16,11 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from roadnet.jobs import JobStore
 from roadnet.settings import get_settings
-from worker.jobs import JobStore
 from worker.pipeline import run_job
 
-DEFAULT_SCENE = Path(__file__).resolve().parents[2] / "shared/data/spacenet/pairs/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
+DEFAULT_SCENE = (
+    Path(__file__).resolve().parents[2] / "shared/data/spacenet/pairs/RGB-PanSharpen_AOI_2_Vegas_img0.tif"
+)
 
 
 def main(scene: Path) -> int:

@@ -21,9 +21,10 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 from service_harness import ClientFactory
 
+from roadnet.jobs import JobEnded, JobStatus, JobStore
+from roadnet.outputs import OutputName
+from roadnet.scene import inspect_scene
 from service.scene_check import scene_bbox
-from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
-from worker.scene import inspect_scene
 
 
 def upload(

@@ -18,10 +18,10 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
+from roadnet.jobs import HEARTBEAT_INTERVAL_S, JobStore, forget_worker, record_heartbeat
+from roadnet.queue import QUEUE, RUN_JOB, broker_folder, is_embedded
 from roadnet.settings import get_settings
 from worker import pipeline
-from worker.celery_app import QUEUE, RUN_JOB, broker_folder, is_embedded
-from worker.jobs import HEARTBEAT_INTERVAL_S, JobStore, forget_worker, record_heartbeat
 
 log = logging.getLogger(__name__)
 
