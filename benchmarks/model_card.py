@@ -31,9 +31,9 @@ from roadnet.model_files import default_model_path
 from roadnet.options import InferenceOptions
 from training.data import Pair, find_pairs, load_split
 from training.evaluate import onnx_predictor, per_dataset, score_images
-from worker.inference import predict_scene
-from worker.preview import render_preview
-from worker.vectorize import vectorize_mask
+from worker.inference.predict import predict_scene
+from worker.runner.preview import render_preview
+from worker.vector.vectorize import vectorize_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SPEED_TILE = "deepglobe/104"  # a 1024 x 1024 DeepGlobe tile, the paper's image size

@@ -31,7 +31,7 @@ from roadnet.model_files import default_model_path
 from training.checkpoint import mean_of_checkpoints
 from training.data import Pair, find_pairs, load_split
 from training.export import export_onnx
-from worker.model import load_model
+from worker.inference.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("single", "ema", "swa", "swa_ema")

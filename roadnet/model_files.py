@@ -3,7 +3,7 @@
 Finding the model imports neither torch nor ONNX Runtime, so the API process can report on it
 (``/healthz``) without loading the engine. Reading the metadata needs ONNX Runtime, imported only then:
 the service does so once per model file, to check a job's options against the model it never runs.
-The engine that runs the model is :mod:`worker.model`.
+The engine that runs the model is :mod:`worker.inference.model`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ FAST_STRIDE = 768
 @dataclass(frozen=True)
 class InferenceOptions:
     """How to run the sliding window; None takes the model's metadata (or, for the batch, the model's
-    :meth:`~worker.model.RoadModel.batch_size`)."""
+    :meth:`~worker.inference.model.RoadModel.batch_size`)."""
 
     window: int | None = None
     stride: int | None = None

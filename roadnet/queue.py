@@ -7,7 +7,7 @@ Two deployments, one configuration function:
   with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
-  :func:`worker.tasks.requeue_unfinished`).
+  :func:`worker.runner.tasks.requeue_unfinished`).
 - At scale (``ROADNET_BROKER_URL=redis://...``): Redis redelivers a message that was delivered but not
   acknowledged (its worker died) once ``ROADNET_VISIBILITY_TIMEOUT_S`` has passed since delivery.
   A message still running after that long would be delivered a second time, so the timeout must be

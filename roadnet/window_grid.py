@@ -1,6 +1,6 @@
 """The sliding window's grid: where windows start along a side, and how many a scene gets.
 
-The worker runs its windows on this grid (:mod:`worker.sliding_window`) and the service counts them
+The worker runs its windows on this grid (:mod:`worker.inference.sliding_window`) and the service counts them
 to estimate a scene's time (:mod:`roadnet.speed`): one grid, so the estimate counts what the worker runs.
 """
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from roadnet.jobs import JobStore
 from roadnet.settings import get_settings
-from worker.pipeline import run_job
+from worker.runner.pipeline import run_job
 
 DEFAULT_SCENE = (
     Path(__file__).resolve().parents[2] / "shared/data/spacenet/pairs/RGB-PanSharpen_AOI_2_Vegas_img0.tif"

@@ -1,4 +1,4 @@
-"""``roadnet serve``: the API, with an embedded worker (``roadnet worker``, :mod:`worker.cli`) unless
+"""``roadnet serve``: the API, with an embedded worker (``roadnet worker``, :mod:`worker.runner.cli`) unless
 told otherwise."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import rasterio
 from roadnet.model_files import default_model_path, weights_dir
 from roadnet.options import InferenceOptions
 from training.data import find_pairs
-from worker.inference import predict_scene
-from worker.model import load_model
+from worker.inference.model import load_model
+from worker.inference.predict import predict_scene
 
 #: A RoadNet Ottawa tile of the model's validation split (never trained on).
 VALIDATION_SCENE = "ottawa/1-17-11"

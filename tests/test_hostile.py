@@ -44,7 +44,7 @@ from roadnet.scene import inspect_scene, open_scene, read_rgb
 from roadnet.settings import Settings
 from roadnet.speed import record_speed
 from service.intake import QUEUE_DOWN
-from worker.inference import predict_scene
+from worker.inference.predict import predict_scene
 
 LOCAL_CS = 'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
 #: What /healthz answers within, whatever the uploads; generous, for busy CI machines.

@@ -18,9 +18,9 @@ from roadnet.errors import BandCountError, InputError, ModelError, SceneSizeErro
 from roadnet.options import InferenceOptions
 from roadnet.scene import inspect_scene, open_scene, read_rgb
 from roadnet.window_grid import window_starts
-from worker.inference import predict_scene
-from worker.model import choose_providers, load_model
-from worker.sliding_window import predict_array
+from worker.inference.model import choose_providers, load_model
+from worker.inference.predict import predict_scene
+from worker.inference.sliding_window import predict_array
 
 
 def _read(path: Path) -> np.ndarray:

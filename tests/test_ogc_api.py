@@ -23,7 +23,7 @@ from test_service_api import left_behind
 
 from roadnet.jobs import JobStatus, JobStore
 from roadnet.outputs import OUTPUTS
-from worker.pipeline import run_job
+from worker.runner.pipeline import run_job
 
 EXECUTE = "/processes/road-extraction/execution"
 OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0/"

@@ -10,7 +10,7 @@ import rasterio
 from PIL import Image
 
 from roadnet.outputs import MASK_COLOUR
-from worker.preview import ROAD_COLOUR, render_mask_preview, render_preview
+from worker.runner.preview import ROAD_COLOUR, render_mask_preview, render_preview
 
 
 def road_pixels(image: np.ndarray) -> np.ndarray:

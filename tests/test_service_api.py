@@ -424,7 +424,7 @@ def test_expired_jobs_and_abandoned_uploads_are_removed(tmp_path: Path) -> None:
 
 
 def test_a_job_the_worker_cannot_run_ends_failed_with_a_reason(tmp_path: Path, spacenet_scene: Path) -> None:
-    from worker.pipeline import run_job
+    from worker.runner.pipeline import run_job
 
     store = JobStore(tmp_path)
     upload_path = store.new_upload_path()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from roadnet.window_grid import window_starts
-from worker.sliding_window import predict_array, predict_rows
+from worker.inference.sliding_window import predict_array, predict_rows
 
 
 def test_window_starts_cover_edges() -> None:

@@ -22,10 +22,10 @@ from roadnet.options import InferenceOptions
 from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.settings import get_settings
 from roadnet.speed import record_speed
-from worker.cog import scene_to_cog
-from worker.inference import predict_scene
-from worker.preview import render_mask_preview, render_preview
-from worker.vectorize import VectorizeOptions, vectorize_mask
+from worker.inference.cog import scene_to_cog
+from worker.inference.predict import predict_scene
+from worker.runner.preview import render_mask_preview, render_preview
+from worker.vector.vectorize import VectorizeOptions, vectorize_mask
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ No torch here: the worker runs on ONNX Runtime alone. The session takes the best
 installed ONNX Runtime offers (TensorRT, then CUDA, then CPU) and the file made for it when the model
 ships one beside it (:func:`file_for_provider`): ``M.int8.onnx`` on CPU, ``M.fp16.onnx`` on CUDA, both
 written by ``roadnet quantize``; TensorRT builds its own float16 engine from the float32 file. On a GPU
-the batches go through IO binding (:mod:`worker.gpu`). Sessions run with the CPU memory arena and
+the batches go through IO binding (:mod:`worker.inference.gpu`). Sessions run with the CPU memory arena and
 memory patterns off: with them on, the arena alone grew to 7.9 GB for one million pixels of a
 paper-width network; off, 0.6-3 GB at the same speed. Without the arena every activation is a fresh
 allocation; glibc serves large ones with a new ``mmap`` each time, and the page faults of touching it
@@ -31,7 +31,7 @@ from roadnet.errors import ModelError
 from roadnet.model_files import default_model_path
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from roadnet.settings import get_settings
-from worker.gpu import DeviceBatches, gpu_batch_size, prepare_gpu_libraries
+from worker.inference.gpu import DeviceBatches, gpu_batch_size, prepare_gpu_libraries
 
 log = logging.getLogger(__name__)
 

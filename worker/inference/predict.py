@@ -1,9 +1,9 @@
 """Predict the roads of a scene of any size: the paper's stride-averaged windows, streamed in strips.
 
 :func:`predict_scene` reads the scene in strips of rows that follow the global window grid
-(:func:`worker.sliding_window.predict_rows`), so it holds only about one window's height of the scene
-and its accumulators at a time: memory grows with the scene's width, never its height, and time with
-its area. Finished rows go straight to tiled GeoTIFFs, which are then converted to Cloud-Optimised
+(:func:`~worker.inference.sliding_window.predict_rows`), so it holds only about one window's height of
+the scene and its accumulators at a time: memory grows with the scene's width, never its height, and
+time with its area. Finished rows go straight to tiled GeoTIFFs, which are then converted to Cloud-Optimised
 GeoTIFFs with overviews and moved into place (temporary file, then rename), so a reader never sees a
 half-written result.
 
@@ -30,9 +30,9 @@ from rasterio.windows import Window
 from roadnet.options import InferenceOptions, resolve_options
 from roadnet.scene import SceneInfo, inspect_scene, open_scene, read_rgb
 from roadnet.window_grid import scene_windows
-from worker.cog import BLOCK, GDAL_CACHE_MB, write_cog
-from worker.model import load_model
-from worker.sliding_window import predict_rows
+from worker.inference.cog import BLOCK, GDAL_CACHE_MB, write_cog
+from worker.inference.model import load_model
+from worker.inference.sliding_window import predict_rows
 
 log = logging.getLogger(__name__)
 

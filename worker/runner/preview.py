@@ -17,7 +17,7 @@ from rasterio.io import DatasetReader
 
 from roadnet.outputs import MASK_COLOUR
 from roadnet.scene import inspect_scene, open_scene, to_rgb8
-from worker.apls import read_lines
+from worker.vector.apls import read_lines
 
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
