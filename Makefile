@@ -34,6 +34,7 @@ serve: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(VENV)/.dev lint
 	bash scripts/install-system-deps.sh
@@ -44,4 +45,4 @@ min-deps:
 	bash scripts/min-deps.sh
 
 clean:
-	rm -rf $(VENV) .min-deps .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .min-deps .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,7 +1,7 @@
 """APLS of the default pipeline (predict, then vectorise) on the SpaceNet tiles that have RGB imagery.
 
 For each tile: ``predict_scene`` with the model (default: the configured/shipped one) and its default
-options, ``vectorize_mask`` with the default options, then APLS (SpaceNet 3 definition, worker/apls.py)
+options, ``vectorize_mask`` with the default options, then APLS (SpaceNet 3 definition, worker/vector/apls.py)
 against the tile's centreline labels, clipped to the tile (labels run a few pixels past its edge).
 The vectoriser alone scores 0.995 on the solaris mask of its own labels (tests/test_vectorize.py), so
 what falls short of that here is the segmentation's.
@@ -21,9 +21,9 @@ from pathlib import Path
 import rasterio
 import shapely
 
-from worker.apls import apls_of_lines, read_lines
-from worker.inference import predict_scene
-from worker.vectorize import vectorize_mask
+from worker.inference.predict import predict_scene
+from worker.vector.apls import apls_of_lines, read_lines
+from worker.vector.vectorize import vectorize_mask
 
 SHARED = Path(os.environ.get("ROADNET_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 #: (name, scene, labels) under spacenet/pairs.

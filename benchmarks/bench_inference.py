@@ -91,7 +91,7 @@ def compare_runtimes(
 
     from models import create_model
     from models.cli import model_cost
-    from worker.model import load_model
+    from worker.inference.model import load_model
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -175,7 +175,8 @@ def _peak_rss_mb() -> float:
 
 
 def _child_scene(onnx_path: Path, scene: Path, stride: str) -> None:
-    from worker.inference import InferenceOptions, predict_scene
+    from roadnet.options import InferenceOptions
+    from worker.inference.predict import predict_scene
 
     options = InferenceOptions(fast=True) if stride == "fast" else InferenceOptions(stride=int(stride))
     result = predict_scene(scene, scene.parent / "out", model_path=onnx_path, options=options)
@@ -189,7 +190,8 @@ def fast_mode(onnx_path: Path, pairs: int) -> dict:
     import rasterio
     from PIL import Image
 
-    from worker.inference import InferenceOptions, predict_scene
+    from roadnet.options import InferenceOptions
+    from worker.inference.predict import predict_scene
 
     folder = DATA / "deepglobe" / "pairs"
     images = sorted(folder.glob("*_sat.jpg"))[:pairs]
@@ -272,7 +274,7 @@ def int8_comparison(model: Path, split: Path, windows: int, batch: int, rounds: 
     from models.cli import model_cost
     from training.onnx_metadata import read_metadata
     from training.quantize import quantize_int8
-    from worker.model import CPU, load_model
+    from worker.inference.model import CPU, load_model
 
     threads = os.cpu_count() or 1
     started = time.perf_counter()
@@ -340,7 +342,7 @@ def gpu_comparison(model: Path, split: Path, seconds: float, val_images: int | N
     from model_card import validation_scores
 
     from training.quantize import convert_fp16
-    from worker.model import load_model
+    from worker.inference.model import load_model
 
     files = {"fp32": model, "fp16": convert_fp16(model, out=tmp / model.name.replace(".onnx", ".fp16.onnx"))}
     pairs = _validation_pairs(split, val_images)
@@ -400,7 +402,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:
         if args.int8 or args.gpu:
-            from worker.model import default_model_path
+            from roadnet.model_files import default_model_path
 
             model = (args.model or default_model_path()).resolve()
             split = args.split or model.with_name("split.json")
@@ -433,9 +435,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import torch
 
     from models import create_model
+    from roadnet.model_files import default_model_path
     from roadnet.model_metadata import ModelMetadata
     from training.export import export_onnx
-    from worker.model import default_model_path, load_model
+    from worker.inference.model import load_model
 
     default = args.model or default_model_path()
     if default.is_file():

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 from bench_service import _poll, free_port
 
+from roadnet.jobs import JobStore
 from service.api.deps import key_hash
-from worker.jobs import JobStore
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "lister"

@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "bench_service.json")
     args = parser.parse_args()
 
-    from worker.model import default_model_path
+    from roadnet.model_files import default_model_path
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_service_"))
     model = args.model or default_model_path()

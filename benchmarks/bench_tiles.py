@@ -1,7 +1,7 @@
 """Time of map tile requests for a large result, answered from the COG's overviews.
 
 A synthetic road mask (bench_vectorize's city grid, 0.5 m pixels in UTM) is written at each size and
-converted to a COG with the worker's own code (:func:`worker.cog.write_cog`), then published as the
+converted to a COG with the worker's own code (:func:`worker.inference.cog.write_cog`), then published as the
 mask and probability results of a job in a temporary data directory. Tiles are requested through the
 service in process (FastAPI's TestClient: routing, the key check, ETag, rendering in the thread pool),
 one at a time, at the TileJSON's minzoom (the coarsest overview), a middle zoom and maxzoom (full
@@ -31,11 +31,12 @@ from bench_vectorize import write_mask
 from fastapi.testclient import TestClient
 from rio_tiler.errors import NoOverviewWarning
 
+from roadnet.jobs import JobStore
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.settings import Settings
 from service.main import create_app
 from service.tiles import TileLayer, render_tile
-from worker.cog import write_cog
-from worker.jobs import OUTPUTS, JobStore, OutputName
+from worker.inference.cog import write_cog
 
 TILES_PER_ZOOM = 30
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")

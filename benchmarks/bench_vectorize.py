@@ -96,7 +96,7 @@ def _peak_rss_mib() -> float:
 
 
 def _run(mask: Path, out: Path, queue: multiprocessing.Queue) -> None:
-    from worker.vectorize import vectorize_mask
+    from worker.vector.vectorize import vectorize_mask
 
     start = time.perf_counter()
     summary = vectorize_mask(mask, out)

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from roadnet.model_files import default_model_path
+from roadnet.options import InferenceOptions
 from training.data import Pair, find_pairs, load_split
 from training.evaluate import onnx_predictor, per_dataset, score_images
-from worker.inference import InferenceOptions, predict_scene
-from worker.model import default_model_path
-from worker.preview import render_preview
-from worker.vectorize import vectorize_mask
+from worker.inference.predict import predict_scene
+from worker.runner.preview import render_preview
+from worker.vector.vectorize import vectorize_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SPEED_TILE = "deepglobe/104"  # a 1024 x 1024 DeepGlobe tile, the paper's image size

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from roadnet.model_files import default_model_path
 from training.data import DATASETS, find_pairs, load_split
 from training.evaluate import onnx_predictor
 from training.metrics import Scores
-from worker.model import default_model_path
-from worker.sliding_window import predict_array
+from worker.inference.sliding_window import predict_array
 
 REPO = Path(__file__).resolve().parents[1]
 

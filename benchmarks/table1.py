@@ -27,10 +27,11 @@ from typing import Any
 from model_card import validation_scores  # this folder's: the model card scores models the same way
 
 from models.cli import model_cost
+from roadnet.model_files import default_model_path
 from training.checkpoint import mean_of_checkpoints
 from training.data import Pair, find_pairs, load_split
 from training.export import export_onnx
-from worker.model import default_model_path, load_model
+from worker.inference.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("single", "ema", "swa", "swa_ema")

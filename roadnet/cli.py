@@ -59,9 +59,10 @@ def main() -> None:
 # Package commands; each imports its heavy dependencies inside the command body. The training commands
 # are listed only where torch is installed (the runtime install has none); asked for without it, they
 # answer with the extra to install.
-from service.cli import serve_command, worker_command  # noqa: E402
-from worker.cli import predict_command  # noqa: E402
-from worker.cli_vectorize import score_graph_command, vectorize_command  # noqa: E402
+from service.cli import serve_command  # noqa: E402
+from worker.inference.cli import predict_command  # noqa: E402
+from worker.runner.cli import worker_command  # noqa: E402
+from worker.vector.cli import score_graph_command, vectorize_command  # noqa: E402
 
 for _command in (predict_command, vectorize_command, score_graph_command, serve_command, worker_command):
     cli.add_command(_command)

@@ -19,9 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from celery import Celery
 
+from roadnet.queue import broker_folder, is_embedded
 from roadnet.settings import Settings
 from service.schemas import CheckPublic
-from worker.celery_app import broker_folder, is_embedded
 
 #: The longest a request waits for the broker's answer, and the socket timeouts of one check.
 DEADLINE_S = 0.5

@@ -1,4 +1,5 @@
-"""``roadnet serve`` (the API, with an embedded worker unless told otherwise) and ``roadnet worker``."""
+"""``roadnet serve``: the API, with an embedded worker (``roadnet worker``, :mod:`worker.runner.cli`) unless
+told otherwise."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from roadnet.settings import Settings, get_settings
+from roadnet.cli_options import concurrency_option, data_dir_option, settings_with_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -22,29 +23,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
 #: Restart delays of a worker that keeps dying: from the first to the last, doubling.
 RESTART_DELAY_S = (1.0, 30.0)
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Job records, uploads and results (default: ROADNET_DATA_DIR).",
-)
-concurrency_option = click.option(
-    "--concurrency",
-    "-c",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Jobs one worker runs at once; each job's ONNX Runtime uses ROADNET_ORT_INTRA_OP_THREADS threads.",
-)
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    """The settings, with ``--data-dir`` put in the environment so a worker process started here shares it."""
-    if data_dir is not None:
-        os.environ["ROADNET_DATA_DIR"] = str(data_dir.resolve())
-        get_settings.cache_clear()
-    return get_settings()
 
 
 class WorkerSupervisor:
@@ -102,21 +80,6 @@ class WorkerSupervisor:
         self.thread.join(timeout=5)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Kill this worker's process group (it and its pool) as soon as ``parent`` is gone.
-
-    ``roadnet serve`` starts its worker in a session of its own (so that Ctrl-C reaches only serve,
-    which then stops the worker); if serve itself is killed, this takes the worker down with it.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="roadnet-parent-watch", daemon=True).start()
-
-
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
@@ -134,7 +97,7 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool, 
 
     from service.main import create_app
 
-    settings = _settings(data_dir)
+    settings = settings_with_data_dir(data_dir)
     supervisor = None if no_worker else WorkerSupervisor(concurrency)
     if supervisor is not None:
         supervisor.start()
@@ -143,34 +106,3 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool, 
     finally:
         if supervisor is not None:
             supervisor.stop()
-
-
-@click.command("worker")
-@data_dir_option
-@concurrency_option
-@click.option("--hostname", "-n", default="roadnet@%h", show_default=True, help="Celery node name.")
-@click.option("--exit-with-parent", "parent", type=int, default=None, hidden=True, help="PID of serve.")
-def worker_command(data_dir: Path | None, concurrency: int, hostname: str, parent: int | None) -> None:
-    """Run a worker: takes jobs from the broker (ROADNET_BROKER_URL; unset: the embedded one of the data
-    directory, which takes one worker only) and runs them."""
-    import worker.tasks  # noqa: F401  (registers the task with the app)
-    from worker.celery_app import QUEUE, create_celery
-
-    settings = _settings(data_dir)
-    if parent is not None:
-        _exit_with_parent(parent)
-    app = create_celery(settings)
-    app.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--hostname={hostname}",
-            f"--queues={QUEUE}",
-            f"--loglevel={settings.log_level}",
-            # Workers need not talk to each other: the job store is the shared state, and the
-            # heartbeat files say who is alive. This also spares the broker their traffic.
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )

@@ -27,15 +27,16 @@ from roadnet.errors import (
     SceneTooSlowError,
     TooManyJobsError,
 )
+from roadnet.jobs import JobRecord, JobStore, ResultsResponse, live_workers
+from roadnet.model_files import read_metadata
+from roadnet.options import InferenceOptions, resolve_options
+from roadnet.outputs import OutputName
+from roadnet.queue import RUN_JOB, is_embedded
 from roadnet.settings import Settings
+from roadnet.speed import network_pixels, slowest_speed
 from service.broker_check import BrokerCheck
 from service.scene_check import check_scene_isolated
 from service.schemas import JobCreate
-from worker.celery_app import RUN_JOB, is_embedded
-from worker.inference import InferenceOptions, resolve_options
-from worker.jobs import JobRecord, JobStore, OutputName, ResultsResponse, live_workers
-from worker.model import read_metadata
-from worker.speed import network_pixels, slowest_speed
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def check_duration(
     filename: str, height: int, width: int, options: InferenceOptions, settings: Settings
 ) -> None:
     """:class:`SceneTooSlowError` when the scene would take longer than the job time limit at the
-    slowest live worker's measured speed (:mod:`worker.speed`); nothing to check before one has a
+    slowest live worker's measured speed (:mod:`roadnet.speed`); nothing to check before one has a
     speed."""
     workers = await run_in_threadpool(live_workers, settings.data_dir)
     speed = await run_in_threadpool(slowest_speed, settings.data_dir, workers)
@@ -94,7 +95,7 @@ async def check_queue(broker: BrokerCheck, settings: Settings) -> None:
 
     An upload then stops before its body is read, and an execute request before its scene is fetched
     (:func:`check_before_scene`), in half a second at most, rather than after the scene's check, on a
-    publish that waits out its socket timeouts (:data:`worker.celery_app.BROKER_SOCKET_TIMEOUT_S`) when
+    publish that waits out its socket timeouts (:data:`roadnet.queue.BROKER_SOCKET_TIMEOUT_S`) when
     the broker is frozen. Not in embedded mode: its queue is the data directory, whose faults have their
     own answers (507, 503).
     """

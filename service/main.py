@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from roadnet import __version__
+from roadnet.jobs import JobStore
+from roadnet.queue import create_celery
 from roadnet.settings import Settings, get_settings
 from service.api.routes import execution, health, jobs, landing, processes, tiles, web
 from service.broker_check import BrokerCheck
 from service.errors import install_error_handlers
 from service.openapi import openapi_document
-from worker.celery_app import create_celery
-from worker.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform_bounds
 
 from roadnet.errors import GeoreferenceError, InputError, RoadnetError, SceneCheckTimeoutError
-from worker.scene import SceneInfo, inspect_scene
+from roadnet.scene import SceneInfo, inspect_scene
 
 #: GDAL's block cache (MB) while an upload is checked: by default it may grow to 5% of the machine's
 #: memory, which a large upload's sample would fill.
@@ -116,7 +116,7 @@ def scene_bbox(info: SceneInfo) -> list[float] | None:
 
 
 def check_scene(path: Path, *, max_pixels: int) -> CheckedScene:
-    """Check ``path`` as a job's input (see :func:`worker.scene.inspect_scene`, georeference required)
+    """Check ``path`` as a job's input (see :func:`roadnet.scene.inspect_scene`, georeference required)
     and place it on the globe. Raises :class:`InputError` subclasses for a scene that cannot be used."""
     with rasterio.Env(GDAL_CACHEMAX=VALIDATION_CACHE_MB):
         info = inspect_scene(path, require_georeference=True, max_pixels=max_pixels)

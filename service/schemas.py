@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from worker.jobs import JobOptions, JobStatus
+from roadnet.jobs import JobOptions, JobStatus
 
 PROCESS_ID = "road-extraction"
 

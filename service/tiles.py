@@ -17,8 +17,7 @@ from typing import Any
 import rasterio
 
 from roadnet.errors import NotFoundError
-from worker.jobs import OutputName
-from worker.preview import MASK_COLOUR
+from roadnet.outputs import MASK_COLOUR, OutputName
 
 #: Pixels a side of a tile (Leaflet's and OpenStreetMap's).
 TILE_SIZE = 256

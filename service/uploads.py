@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from roadnet.errors import InputError, TooLargeError
-from worker.jobs import storage_errors
+from roadnet.jobs import storage_errors
 
 FILE_FIELD = "file"
 #: Bytes of multipart framing (boundaries, part headers, small fields) allowed on top of the file itself.
@@ -144,7 +144,7 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> Upl
 
     Raises :class:`InputError` for a body that is not multipart or has no file, and
     :class:`TooLargeError` as soon as the file passes ``max_bytes``, and the storage errors of
-    :func:`worker.jobs.storage_errors`; ``dest`` is removed then.
+    :func:`roadnet.jobs.storage_errors`; ``dest`` is removed then.
     """
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from pyproj import Transformer
 
 from roadnet.cli import cli
-from worker.apls import add_control_points, apls, apls_of_lines, build_graph, half_apls, read_lines
+from worker.vector.apls import add_control_points, apls, apls_of_lines, build_graph, half_apls, read_lines
 
 # Hand-made networks are drawn in metres in UTM 31N near Paris and handed to APLS in lon/lat.
 _TO_LONLAT = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)

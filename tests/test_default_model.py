@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import rasterio
 
+from roadnet.model_files import default_model_path, weights_dir
+from roadnet.options import InferenceOptions
 from training.data import find_pairs
-from worker.inference import InferenceOptions, predict_scene
-from worker.model import default_model_path, load_model, weights_dir
+from worker.inference.model import load_model
+from worker.inference.predict import predict_scene
 
 #: A RoadNet Ottawa tile of the model's validation split (never trained on).
 VALIDATION_SCENE = "ottawa/1-17-11"

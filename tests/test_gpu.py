@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 import rasterio
 
+from roadnet.model_files import default_model_path
 from roadnet.settings import get_settings
 from training.quantize import calibration_patches, convert_fp16
-from worker.inference import predict_scene
-from worker.model import default_model_path, load_model
-from worker.sliding_window import predict_array
+from worker.inference.model import load_model
+from worker.inference.predict import predict_scene
+from worker.inference.sliding_window import predict_array
 
 pytestmark = pytest.mark.gpu
 

@@ -38,13 +38,13 @@ from service_harness import ROADNET_CLI, ClientFactory, deployment, free_port, w
 from test_service_api import left_behind, sparse_geotiff, upload
 
 from roadnet.errors import StorageFullError
+from roadnet.jobs import JobStore, record_heartbeat
+from roadnet.queue import create_celery
+from roadnet.scene import inspect_scene, open_scene, read_rgb
 from roadnet.settings import Settings
+from roadnet.speed import record_speed
 from service.intake import QUEUE_DOWN
-from worker.celery_app import create_celery
-from worker.inference import predict_scene
-from worker.jobs import JobStore, record_heartbeat
-from worker.scene import inspect_scene, open_scene, read_rgb
-from worker.speed import record_speed
+from worker.inference.predict import predict_scene
 
 LOCAL_CS = 'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
 #: What /healthz answers within, whatever the uploads; generous, for busy CI machines.

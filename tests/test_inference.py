@@ -15,11 +15,13 @@ from rio_cogeo.cogeo import cog_validate
 
 from roadnet.cli import cli
 from roadnet.errors import BandCountError, InputError, ModelError, SceneSizeError
+from roadnet.options import InferenceOptions
+from roadnet.scene import inspect_scene, open_scene, read_rgb
 from roadnet.white_fill import white_fill
-from worker.inference import InferenceOptions, predict_scene
-from worker.model import choose_providers, load_model
-from worker.scene import inspect_scene, open_scene, read_rgb
-from worker.sliding_window import predict_array, window_starts
+from roadnet.window_grid import window_starts
+from worker.inference.model import choose_providers, load_model
+from worker.inference.predict import predict_scene
+from worker.inference.sliding_window import predict_array
 
 
 def _read(path: Path) -> np.ndarray:
@@ -190,7 +192,7 @@ def test_cli_predict(spacenet_scene: Path, tiny_onnx_model: Path, tmp_path: Path
 
 
 def test_missing_default_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("worker.model.weights_dir", lambda: tmp_path)
+    monkeypatch.setattr("roadnet.model_files.weights_dir", lambda: tmp_path)
     with pytest.raises(ModelError, match=r"roadnet-risnet\.onnx does not exist; the default model ships"):
         load_model()
 

@@ -21,8 +21,9 @@ from range_server import RangeServer, serve_files
 from service_harness import ClientFactory
 from test_service_api import left_behind
 
-from worker.jobs import OUTPUTS, JobStatus, JobStore
-from worker.pipeline import run_job
+from roadnet.jobs import JobStatus, JobStore
+from roadnet.outputs import OUTPUTS
+from worker.runner.pipeline import run_job
 
 EXECUTE = "/processes/road-extraction/execution"
 OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0/"

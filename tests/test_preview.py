@@ -9,7 +9,8 @@ import pytest
 import rasterio
 from PIL import Image
 
-from worker.preview import MASK_COLOUR, ROAD_COLOUR, render_mask_preview, render_preview
+from roadnet.outputs import MASK_COLOUR
+from worker.runner.preview import ROAD_COLOUR, render_mask_preview, render_preview
 
 
 def road_pixels(image: np.ndarray) -> np.ndarray:

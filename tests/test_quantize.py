@@ -15,8 +15,8 @@ from roadnet.cli import cli
 from roadnet.model_metadata import ModelMetadata
 from training.onnx_metadata import read_metadata
 from training.quantize import calibration_patches, convert_fp16
-from worker.gpu import MAX_BATCH, gpu_batch_size
-from worker.model import file_for_provider, load_model, variant_path
+from worker.inference.gpu import MAX_BATCH, gpu_batch_size
+from worker.inference.model import file_for_provider, load_model, variant_path
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from conftest import GeoTiffWriter
 
 from roadnet.errors import BandCountError, NotGeoreferencedError, SceneSizeError, UnreadableRasterError
-from worker.scene import inspect_scene, open_scene, read_rgb
+from roadnet.scene import inspect_scene, open_scene, read_rgb
 
 
 def _read_all(path: Path) -> tuple[np.ndarray, np.ndarray]:

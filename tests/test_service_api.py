@@ -21,9 +21,10 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 from service_harness import ClientFactory
 
+from roadnet.jobs import JobEnded, JobStatus, JobStore
+from roadnet.outputs import OutputName
+from roadnet.scene import inspect_scene
 from service.scene_check import scene_bbox
-from worker.jobs import JobEnded, JobStatus, JobStore, OutputName
-from worker.scene import inspect_scene
 
 
 def upload(
@@ -423,7 +424,7 @@ def test_expired_jobs_and_abandoned_uploads_are_removed(tmp_path: Path) -> None:
 
 
 def test_a_job_the_worker_cannot_run_ends_failed_with_a_reason(tmp_path: Path, spacenet_scene: Path) -> None:
-    from worker.pipeline import run_job
+    from worker.runner.pipeline import run_job
 
     store = JobStore(tmp_path)
     upload_path = store.new_upload_path()

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from worker.sliding_window import predict_array, predict_rows, window_starts
+from roadnet.window_grid import window_starts
+from worker.inference.sliding_window import predict_array, predict_rows
 
 
 def test_window_starts_cover_edges() -> None:

@@ -24,14 +24,14 @@ from pyproj import Transformer
 from rio_cogeo.cogeo import cog_validate
 from rio_tiler.colormap import cmap
 
+from roadnet.jobs import JobStore
+from roadnet.scene import inspect_scene, open_scene, read_rgb
 from roadnet.settings import Settings
 from service.main import create_app
 from service.tiles import MASK_COLOURMAP
-from worker.cog import scene_to_cog
-from worker.jobs import JobStore
-from worker.pipeline import run_job
-from worker.scene import inspect_scene, open_scene, read_rgb
-from worker.vectorize import vectorize_mask
+from worker.inference.cog import scene_to_cog
+from worker.runner.pipeline import run_job
+from worker.vector.vectorize import vectorize_mask
 
 KEY, OTHER_KEY = "tiles-key", "other-key"
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")

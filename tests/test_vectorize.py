@@ -25,9 +25,9 @@ from skimage.morphology import skeletonize
 
 from roadnet.cli import cli
 from roadnet.errors import InputError, MissingDependencyError
-from worker.apls import apls_of_lines, read_lines
-from worker.graph_trace import trace_skeleton
-from worker.vectorize import VectorizeOptions, vectorize_mask
+from worker.vector.apls import apls_of_lines, read_lines
+from worker.vector.graph_trace import trace_skeleton
+from worker.vector.vectorize import VectorizeOptions, vectorize_mask
 
 GEOD = Geod(ellps="WGS84")
 

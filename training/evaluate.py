@@ -1,7 +1,7 @@
 """Whole-image evaluation through the service's sliding window, for PyTorch models and ONNX files alike.
 
 Every predictor takes raw 0-255 float32 windows ``(B, 3, W, W)`` and returns probabilities
-``(B, 1, W, W)``, exactly what :func:`worker.sliding_window.predict_array` (the one sliding-window
+``(B, 1, W, W)``, exactly what :func:`worker.inference.sliding_window.predict_array` (the one sliding-window
 implementation) calls, so validation during training and ``roadnet evaluate`` on an exported model
 measure the same thing the worker serves.
 """
@@ -20,7 +20,7 @@ from roadnet.errors import InputError
 from roadnet.model_metadata import ModelMetadata
 from training.data import Pair, find_pairs, load_split
 from training.metrics import Scores
-from worker.sliding_window import PredictFn, predict_array
+from worker.inference.sliding_window import PredictFn, predict_array
 
 
 def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> PredictFn:
@@ -40,7 +40,7 @@ def onnx_predictor(
     """An exported model as a predict fn, with its roadnet metadata, loaded as the worker loads it
     (``providers``: the worker's choice when None), but this very file, never a sibling the worker
     would pick (``M.int8.onnx`` on CPU): evaluating a file scores that file."""
-    from worker.model import load_model
+    from worker.inference.model import load_model
 
     model = load_model(path, threads=threads, providers=providers, variants=False)
     return model.predict, model.metadata

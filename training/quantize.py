@@ -1,4 +1,4 @@
-"""Faster copies of an exported model, written beside it for the worker to pick (``worker.model``).
+"""Faster copies of an exported model, written beside it for the worker to pick (``worker.inference.model``).
 
 - INT8 for CPUs: ONNX Runtime's static quantization in QDQ format, weights int8 per output channel,
   activations uint8 with ranges calibrated on training patches. The exported graph takes raw 0-255
@@ -25,7 +25,7 @@ import numpy as np
 
 from roadnet.model_metadata import INPUT_NAME, ModelMetadata
 from training.onnx_metadata import read_metadata, write_metadata
-from worker.model import variant_path
+from worker.inference.model import variant_path
 
 log = logging.getLogger(__name__)
 

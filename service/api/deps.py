@@ -16,9 +16,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from roadnet.errors import AuthenticationError, NoSuchJobError
+from roadnet.jobs import JobRecord, JobStore
 from roadnet.settings import Settings
 from service.broker_check import BrokerCheck
-from worker.jobs import JobRecord, JobStore
 
 
 async def get_settings(request: Request) -> Settings:

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import InputError, TooLargeError
+from roadnet.jobs import storage_errors
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.settings import Settings
 from roadnet.urls import gdal_path, redact
 from service.api.deps import BrokerCheckDep, CeleryDep, OwnerDep, SettingsDep, StoreDep
@@ -29,7 +31,6 @@ from service.errors import describe_errors, error_responses
 from service.fetch import fetch
 from service.intake import accept_job, check_before_scene
 from service.schemas import ExecuteRequest, JobPublic
-from worker.jobs import OUTPUTS, OutputName, storage_errors
 
 router = APIRouter(prefix="/processes", tags=["processes"], responses=error_responses(401))
 

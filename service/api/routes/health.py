@@ -13,11 +13,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from roadnet.jobs import live_workers
+from roadnet.model_files import DEFAULT_MODEL_NAME, weights_dir
 from roadnet.settings import Settings
 from service.api.deps import BrokerCheckDep, SettingsDep, TrustedDep
 from service.schemas import CheckPublic, HealthPublic
-from worker.jobs import live_workers
-from worker.model import DEFAULT_MODEL_NAME, weights_dir
 
 router = APIRouter(tags=["health"])
 

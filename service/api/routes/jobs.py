@@ -9,12 +9,13 @@ from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from roadnet.errors import JobFailedError, NotFoundError, ResultNotReadyError
+from roadnet.jobs import JobRecord, JobStatus, JobStore
+from roadnet.outputs import OUTPUTS, OutputName
 from service.api.deps import BrokerCheckDep, CeleryDep, JobDep, OwnerDep, SettingsDep, StoreDep
 from service.errors import error_responses
 from service.intake import accept_job, check_before_scene
 from service.schemas import JobCreate, JobPublic, JobsPublic, Link, ResultPublic
 from service.uploads import FILE_FIELD, receive_upload
-from worker.jobs import OUTPUTS, JobRecord, JobStatus, JobStore, OutputName
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Request
 
 from roadnet import __version__
 from roadnet.errors import NoSuchProcessError
+from roadnet.outputs import OUTPUTS
 from service.api.deps import get_owner
 from service.errors import error_responses
 from service.schemas import PROCESS_ID, JobCreate, Link, ProcessesPublic, ProcessPublic, ProcessSummaryPublic
 from service.uploads import FILE_FIELD
-from worker.jobs import OUTPUTS
 
 router = APIRouter(
     prefix="/processes", tags=["processes"], dependencies=[Depends(get_owner)], responses=error_responses(401)

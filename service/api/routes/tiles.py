@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from roadnet.errors import NotFoundError
+from roadnet.jobs import JobRecord, JobStore
 from service.api.deps import JobDep, StoreDep
 from service.api.routes.jobs import require_successful
 from service.errors import error_responses
 from service.tiles import LAYERS, RENDERING_VERSION, TileLayer, render_tile, tilejson
-from worker.jobs import JobRecord, JobStore
 
 router = APIRouter(prefix="/jobs/{job_id}/tiles", tags=["jobs"], responses=error_responses(401))
 

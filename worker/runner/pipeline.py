@@ -1,7 +1,7 @@
 """One job from its uploaded scene to its published results: inference, vectorisation, previews.
 
 Idempotent, so a redelivered message may run it again: each attempt writes into a fresh folder of its
-own and publishes with one rename per file (:meth:`worker.jobs.JobStore.publish`), a job already final
+own and publishes with one rename per file (:meth:`roadnet.jobs.JobStore.publish`), a job already final
 is left alone, and a job dismissed meanwhile stops at the next progress report.
 """
 
@@ -17,13 +17,15 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 
 from roadnet.errors import ModelError, RoadnetError
+from roadnet.jobs import JobEnded, JobOptions, JobRecord, JobStore
+from roadnet.options import InferenceOptions
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.settings import get_settings
-from worker.cog import scene_to_cog
-from worker.inference import InferenceOptions, predict_scene
-from worker.jobs import OUTPUTS, JobEnded, JobOptions, JobRecord, JobStore, OutputName
-from worker.preview import render_mask_preview, render_preview
-from worker.speed import record_speed
-from worker.vectorize import VectorizeOptions, vectorize_mask
+from roadnet.speed import record_speed
+from worker.inference.cog import scene_to_cog
+from worker.inference.predict import predict_scene
+from worker.runner.preview import render_mask_preview, render_preview
+from worker.vector.vectorize import VectorizeOptions, vectorize_mask
 
 log = logging.getLogger(__name__)
 

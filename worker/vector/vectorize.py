@@ -7,10 +7,10 @@ The steps, each threshold an option of :class:`VectorizeOptions` in metres on th
    (``roadnet predict`` writes 1 road, 0 background, 255 no data, and declares it).
 2. Fill holes smaller than ``fill_holes_m2`` (cars, shadows: they would make loops), skeletonise
    (scikit-image) and trace the skeleton inside the block into junctions and segments
-   (:mod:`worker.graph_trace`). The overlap makes the skeleton inside the block the same as the whole
+   (:mod:`worker.vector.graph_trace`). The overlap makes the skeleton inside the block the same as the whole
    scene's; segments leaving the block end at border nodes that the neighbouring block shares, so the
    stitched graph has each road once and unbroken. Memory is one window plus the graph.
-3. Clean (:mod:`worker.graph_clean`), as CRESI and the SpaceNet 3 winners do: drop spurs shorter than
+3. Clean (:mod:`worker.vector.graph_clean`), as CRESI and the SpaceNet 3 winners do: drop spurs shorter than
    ``min_spur_m``, bridge gaps up to ``max_gap_m`` between dead ends that line up, drop isolated pieces
    shorter than ``min_fragment_m``, Douglas-Peucker simplify with tolerance ``simplify_m``.
 4. Write GeoJSON per RFC 7946: WGS 84 longitude/latitude whatever the mask's CRS, no ``crs`` member,
@@ -49,9 +49,10 @@ from scipy.spatial import cKDTree
 from skimage.morphology import remove_small_holes, skeletonize
 
 from roadnet.errors import InputError, UnreadableRasterError
-from worker.confidence import mean_along_lines
-from worker.geopackage import write_geopackage
-from worker.graph_clean import (
+from worker.inference.predict import PROBABILITY_SCALE
+from worker.vector.confidence import mean_along_lines
+from worker.vector.geopackage import write_geopackage
+from worker.vector.graph_clean import (
     add_edge,
     bridge_gaps,
     drop_fragments,
@@ -60,9 +61,8 @@ from worker.graph_clean import (
     prune_spurs,
     simplify_edges,
 )
-from worker.graph_trace import trace_skeleton
-from worker.inference import PROBABILITY_SCALE
-from worker.vectorize_options import VectorizeOptions
+from worker.vector.graph_trace import trace_skeleton
+from worker.vector.options import VectorizeOptions
 
 __all__ = ["VectorizeOptions", "VectorizeSummary", "vectorize_mask"]
 
@@ -281,10 +281,10 @@ def vectorize_mask(
 
     ``probability``, the probability raster ``roadnet predict`` wrote with the mask (same grid), gives
     each road a ``confidence`` property: the mean road probability along it, 0-1
-    (:mod:`worker.confidence`).
+    (:mod:`worker.vector.confidence`).
 
     ``out`` ending in ``.gpkg`` writes the same features as a GeoPackage layer ``roads``
-    (:mod:`worker.geopackage`); ``.geojson`` or ``.json`` writes GeoJSON.
+    (:mod:`worker.vector.geopackage`); ``.geojson`` or ``.json`` writes GeoJSON.
 
     ``progress`` gets the fraction done, 0..1.
     """

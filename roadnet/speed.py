@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from worker.inference import scene_windows
+from roadnet.window_grid import scene_windows
 
 SPEEDS = "speeds"
 

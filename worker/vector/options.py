@@ -1,4 +1,4 @@
-"""The options of :func:`worker.vectorize.vectorize_mask`, light to import (the CLI builds its options
+"""The options of :func:`worker.vector.vectorize.vectorize_mask`, light to import (the CLI builds its options
 from these defaults without loading scikit-image)."""
 
 from __future__ import annotations

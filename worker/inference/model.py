@@ -1,10 +1,10 @@
-"""The road model as an ONNX Runtime session: where the default model lives, and how it is loaded.
+"""The road model as an ONNX Runtime session: how it is loaded (where it lives: :mod:`roadnet.model_files`).
 
 No torch here: the worker runs on ONNX Runtime alone. The session takes the best execution provider the
 installed ONNX Runtime offers (TensorRT, then CUDA, then CPU) and the file made for it when the model
 ships one beside it (:func:`file_for_provider`): ``M.int8.onnx`` on CPU, ``M.fp16.onnx`` on CUDA, both
 written by ``roadnet quantize``; TensorRT builds its own float16 engine from the float32 file. On a GPU
-the batches go through IO binding (:mod:`worker.gpu`). Sessions run with the CPU memory arena and
+the batches go through IO binding (:mod:`worker.inference.gpu`). Sessions run with the CPU memory arena and
 memory patterns off: with them on, the arena alone grew to 7.9 GB for one million pixels of a
 paper-width network; off, 0.6-3 GB at the same speed. Without the arena every activation is a fresh
 allocation; glibc serves large ones with a new ``mmap`` each time, and the page faults of touching it
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,34 +28,21 @@ import numpy as np
 import onnxruntime as ort
 
 from roadnet.errors import ModelError
+from roadnet.model_files import default_model_path
 from roadnet.model_metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from roadnet.settings import get_settings
-from worker.gpu import DeviceBatches, gpu_batch_size, prepare_gpu_libraries
+from worker.inference.gpu import DeviceBatches, gpu_batch_size, prepare_gpu_libraries
 
 log = logging.getLogger(__name__)
 
 #: Pixels per CPU batch when the batch size is not given: 16 windows of 256 x 256, as in the paper.
 CPU_BATCH_PIXELS = 16 * 256 * 256
 
-DEFAULT_MODEL_NAME = "roadnet-risnet.onnx"
 #: Execution providers in order of preference; the first one the installed ONNX Runtime has is used.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 CPU = "CPUExecutionProvider"
 #: The sibling file (``M.<variant>.onnx``) each provider prefers to ``M.onnx`` when it is there.
 VARIANT_FOR_PROVIDER = {CPU: "int8", "CUDAExecutionProvider": "fp16"}
-
-
-def weights_dir() -> Path:
-    """The folder of the shipped model weights, found without importing ``models`` (which imports torch)."""
-    spec = importlib.util.find_spec("models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the roadnet 'models' package is not installed; reinstall roadnet (pip install .)")
-    return Path(spec.submodule_search_locations[0]) / "weights"
-
-
-def default_model_path() -> Path:
-    """``ROADNET_MODEL_PATH`` when set, else the model that ships with roadnet."""
-    return get_settings().model_path or weights_dir() / DEFAULT_MODEL_NAME
 
 
 def variant_path(path: Path, variant: str) -> Path:
@@ -182,24 +168,6 @@ def load_model(
     if variants:
         path = file_for_provider(path, chosen[0])
     return _load(path.resolve(), path.stat().st_mtime_ns, threads, chosen)
-
-
-def read_metadata(path: Path | None = None) -> ModelMetadata:
-    """The metadata of ``path`` (default: :func:`default_model_path`), without keeping a session: for the
-    service, which checks a job's options against the model but never runs it."""
-    path = Path(path) if path is not None else default_model_path()
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; set ROADNET_MODEL_PATH to an exported model")
-    return _read_metadata(path.resolve(), path.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=4)
-def _read_metadata(path: Path, mtime_ns: int) -> ModelMetadata:
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ONNX Runtime raises its own untyped errors for unreadable models
-        raise ModelError(f"{path} is not a loadable ONNX model: {exc}") from exc
-    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
 
 
 @lru_cache(maxsize=4)

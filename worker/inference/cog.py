@@ -16,7 +16,7 @@ import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from worker.scene import SceneInfo, open_scene, read_rgb
+from roadnet.scene import SceneInfo, open_scene, read_rgb
 
 #: Tile size of the COGs, and rows converted at a time.
 BLOCK = 512
@@ -50,7 +50,7 @@ def write_cog(tiled: Path, final: Path, *, resampling: str, compress: str = "DEF
 
 
 def scene_to_cog(info: SceneInfo, out: Path) -> Path:
-    """Write the scene as the model sees it (:mod:`worker.scene`: its RGB bands, 8 bit) to the COG ``out``:
+    """Write the scene as the model sees it (:mod:`roadnet.scene`: its RGB bands, 8 bit) to the COG ``out``:
     JPEG-compressed, with averaged overviews and, when the scene has no data, a mask marking it. Reads and
     writes :data:`BLOCK` rows at a time, so memory depends on the scene's width only. Returns ``out``."""
     tiled = out.with_name(f".{out.name}.tiled.tif")

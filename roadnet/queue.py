@@ -3,11 +3,11 @@
 Two deployments, one configuration function:
 
 - Embedded (``ROADNET_BROKER_URL`` unset, what ``roadnet serve`` runs): kombu's filesystem transport
-  (each message written whole, :mod:`worker.embedded_queue`)
+  (each message written whole, :mod:`roadnet.embedded_queue`)
   with its queue in ``<data_dir>/broker``, so no server is needed. That
   transport deletes a message when it delivers it and never redelivers it, even with late
   acknowledgement, so the one embedded worker requeues unfinished jobs itself when it starts (see
-  :func:`worker.tasks.requeue_unfinished`).
+  :func:`worker.runner.tasks.requeue_unfinished`).
 - At scale (``ROADNET_BROKER_URL=redis://...``): Redis redelivers a message that was delivered but not
   acknowledged (its worker died) once ``ROADNET_VISIBILITY_TIMEOUT_S`` has passed since delivery.
   A message still running after that long would be delivered a second time, so the timeout must be
@@ -77,7 +77,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["broker_url"] = "filesystem://"
         # kombu's filesystem transport, but each message appears in the queue whole (a half-written one
         # was dropped by the consumer, its job left `accepted`).
-        config["broker_transport"] = "worker.embedded_queue:Transport"
+        config["broker_transport"] = "roadnet.embedded_queue:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),

@@ -10,7 +10,7 @@ Layout under ``<data_dir>/jobs/<job id>/``::
 
 Why files and not SQLite: the data directory is a shared volume at scale (docker-compose, NFS), where
 SQLite's locking is unreliable, and a folder per job makes removal one ``rmtree``. Listing and counting
-a caller's jobs go through the service's own index (:mod:`worker.job_index`), so they read only that
+a caller's jobs go through the service's own index (:mod:`roadnet.job_index`), so they read only that
 caller's records.
 
 Job ids are ``secrets.token_urlsafe(16)`` (128 random bits); an id from a URL is checked against
@@ -36,7 +36,6 @@ import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -51,8 +50,9 @@ from roadnet.errors import (
     StorageReadOnlyError,
     redact_paths,
 )
+from roadnet.job_index import IndexRow, JobIndex
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.urls import gdal_path
-from worker.job_index import IndexRow, JobIndex
 
 log = logging.getLogger(__name__)
 
@@ -73,48 +73,6 @@ class JobStatus(StrEnum):
 
 
 FINAL = frozenset({JobStatus.successful, JobStatus.failed, JobStatus.dismissed})
-
-
-@dataclass(frozen=True)
-class Output:
-    """One result of a job: its file name in ``results/``, media type and meaning."""
-
-    filename: str
-    media_type: str
-    title: str
-
-
-class OutputName(StrEnum):
-    """The results of a successful job."""
-
-    mask = "mask"
-    probability = "probability"
-    roads = "roads"
-    preview = "preview"
-    mask_preview = "mask_preview"
-    scene = "scene"
-
-
-COG = "image/tiff; application=geotiff; profile=cloud-optimized"
-OUTPUTS: dict[OutputName, Output] = {
-    OutputName.mask: Output(
-        "mask.tif", COG, "Road mask: 1 road, 0 background (Cloud-Optimised GeoTIFF, scene grid)"
-    ),
-    OutputName.probability: Output(
-        "probability.tif", COG, "Road probability 0-1 per pixel (Cloud-Optimised GeoTIFF, scene grid)"
-    ),
-    OutputName.roads: Output(
-        "roads.geojson", "application/geo+json", "Road centrelines (RFC 7946 GeoJSON, WGS 84)"
-    ),
-    OutputName.preview: Output("preview.png", "image/png", "The scene with the roads drawn over it (PNG)"),
-    OutputName.mask_preview: Output(
-        "mask_preview.png", "image/png", "The road mask over transparency, as large as the preview (PNG)"
-    ),
-    # The map's imagery (service.tiles): kept as a COG so that its tiles read overviews, not the upload.
-    OutputName.scene: Output(
-        "scene.tif", COG, "The scene as the model saw it: 8-bit RGB (Cloud-Optimised GeoTIFF, JPEG)"
-    ),
-}
 
 
 class JobOptions(BaseModel):

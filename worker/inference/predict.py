@@ -1,9 +1,9 @@
 """Predict the roads of a scene of any size: the paper's stride-averaged windows, streamed in strips.
 
 :func:`predict_scene` reads the scene in strips of rows that follow the global window grid
-(:func:`worker.sliding_window.predict_rows`), so it holds only about one window's height of the scene
-and its accumulators at a time: memory grows with the scene's width, never its height, and time with
-its area. Finished rows go straight to tiled GeoTIFFs, which are then converted to Cloud-Optimised
+(:func:`~worker.inference.sliding_window.predict_rows`), so it holds only about one window's height of
+the scene and its accumulators at a time: memory grows with the scene's width, never its height, and
+time with its area. Finished rows go straight to tiled GeoTIFFs, which are then converted to Cloud-Optimised
 GeoTIFFs with overviews and moved into place (temporary file, then rename), so a reader never sees a
 half-written result.
 
@@ -27,38 +27,18 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from roadnet.errors import InputError
-from roadnet.model_metadata import ModelMetadata
-from worker.cog import BLOCK, GDAL_CACHE_MB, write_cog
-from worker.model import load_model
-from worker.scene import SceneInfo, find_white_fill, inspect_scene, open_scene, read_rgb
-from worker.sliding_window import predict_rows, window_starts
+from roadnet.options import InferenceOptions, resolve_options
+from roadnet.scene import SceneInfo, find_white_fill, inspect_scene, open_scene, read_rgb
+from roadnet.window_grid import scene_windows
+from worker.inference.cog import BLOCK, GDAL_CACHE_MB, write_cog
+from worker.inference.model import load_model
+from worker.inference.sliding_window import predict_rows
 
 log = logging.getLogger(__name__)
 
 NODATA = 255
 #: Probabilities are stored as round(p * 254), leaving 255 for no data.
 PROBABILITY_SCALE = 254
-#: Fast mode: larger windows at a stride of three quarters of the window (the network is fully convolutional),
-#: about (256 / 64)^2 / (1024 / 768)^2 = 9 times fewer pixels through the network than the paper's.
-FAST_WINDOW = 1024
-FAST_STRIDE = 768
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """How to run the sliding window; None takes the model's metadata (or, for the batch, the model's
-    :meth:`~worker.model.RoadModel.batch_size`)."""
-
-    window: int | None = None
-    stride: int | None = None
-    batch_size: int | None = None
-    #: Probability at and above which a pixel is a road.
-    threshold: float | None = None
-    #: 1-based bands used as R, G, B (see :mod:`worker.scene`).
-    bands: tuple[int, int, int] | None = None
-    #: Larger windows and stride (:data:`FAST_WINDOW`, :data:`FAST_STRIDE`) where not given.
-    fast: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,26 +57,6 @@ class PredictionOutputs:
     windows: int
     seconds: float
     road_fraction: float
-
-
-def scene_windows(height: int, width: int, window: int, stride: int) -> int:
-    """How many windows the grid puts on a ``height`` x ``width`` scene."""
-    return len(window_starts(height, window, stride)) * len(window_starts(width, window, stride))
-
-
-def resolve_options(options: InferenceOptions, meta: ModelMetadata) -> InferenceOptions:
-    """Fill the options' blanks (the batch size aside: it depends on where the model runs) from the model's
-    metadata and fast mode; a stride over the window is an :class:`InputError`. The service calls it
-    too, to refuse at upload what the worker would refuse."""
-    window = options.window or (FAST_WINDOW if options.fast else meta.window)
-    stride = options.stride or (FAST_STRIDE * window // FAST_WINDOW if options.fast else meta.stride)
-    threshold = meta.threshold if options.threshold is None else options.threshold
-    if stride > window:
-        raise InputError(
-            f"stride {stride} is larger than the window {window}, which would leave pixels between windows "
-            "without a prediction; use a stride of at most the window"
-        )
-    return replace(options, window=window, stride=stride, threshold=threshold)
 
 
 class _TiledWriter:
@@ -154,8 +114,8 @@ def predict_scene(
 ) -> PredictionOutputs:
     """Predict the roads of ``scene`` into ``out_dir/mask.tif`` and ``out_dir/probability.tif``.
 
-    ``model_path`` defaults to the configured model (:func:`worker.model.default_model_path`).
-    ``progress`` gets the fraction done, 0 to 1. Raises the :mod:`worker.scene` input errors for a
+    ``model_path`` defaults to the configured model (:func:`roadnet.model_files.default_model_path`).
+    ``progress`` gets the fraction done, 0 to 1. Raises the :mod:`roadnet.scene` input errors for a
     scene inference cannot use and :class:`roadnet.errors.ModelError` for a bad model.
     """
     started = time.monotonic()

@@ -1,9 +1,9 @@
 """The paper's inference: fixed windows at a stride, overlapping probabilities averaged.
 
 One implementation serves training's validation (a PyTorch model behind ``predict``) and the worker
-(an ONNX Runtime session behind ``predict``): both call :func:`predict_array` or build on
-:func:`window_starts`. ``predict`` takes a float32 batch ``(B, 3, window, window)`` of raw 0-255 RGB
-(normalisation is part of the model) and returns road probabilities ``(B, 1, window, window)``.
+(an ONNX Runtime session behind ``predict``): both call :func:`predict_array` or build on the window
+grid (:mod:`roadnet.window_grid`). ``predict`` takes a float32 batch ``(B, 3, window, window)`` of raw
+0-255 RGB (normalisation is part of the model) and returns road probabilities ``(B, 1, window, window)``.
 
 The core is :func:`predict_rows`, which streams: it asks for image rows as the window grid reaches them
 and hands back rows of probability as soon as no later window covers them, so it holds only about one
@@ -18,28 +18,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from roadnet.window_grid import window_starts
+
 PredictFn = Callable[[np.ndarray], np.ndarray]
 #: ``read_rows(start, stop)`` returns image rows ``[start, stop)`` as ``(3, stop - start, width)``.
 RowReader = Callable[[int, int], np.ndarray]
-
-
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows along one axis so that every pixel is covered.
-
-    The starts step by ``stride``; a last window aligned to the end is added when the stride does not
-    land there, so edge pixels are covered without padding. A side shorter than the window gets one
-    window at 0 (the caller pads the image to the window).
-    """
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}")
-    if stride > window:
-        raise ValueError(f"stride {stride} larger than window {window} would leave pixels unpredicted")
-    if length <= window:
-        return [0]
-    starts = list(range(0, length - window + 1, stride))
-    if starts[-1] != length - window:
-        starts.append(length - window)
-    return starts
 
 
 def iter_batches(

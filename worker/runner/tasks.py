@@ -1,6 +1,6 @@
 """The Celery task (a job id in) and the worker's start-up and heartbeat.
 
-The work itself is :func:`worker.pipeline.run_job`; this module only connects it to Celery: the job's
+The work itself is :func:`worker.runner.pipeline.run_job`; this module only connects it to Celery: the job's
 end when the pool process is killed past the hard time limit, and, for the embedded broker (which never
 redelivers), requeueing unfinished jobs before the worker consumes. The task returns nothing and Celery
 keeps no result: the job store is the one record of a job.
@@ -18,10 +18,10 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
+from roadnet.jobs import HEARTBEAT_INTERVAL_S, JobStore, forget_worker, record_heartbeat
+from roadnet.queue import QUEUE, RUN_JOB, broker_folder, is_embedded
 from roadnet.settings import get_settings
-from worker import pipeline
-from worker.celery_app import QUEUE, RUN_JOB, broker_folder, is_embedded
-from worker.jobs import HEARTBEAT_INTERVAL_S, JobStore, forget_worker, record_heartbeat
+from worker.runner import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class JobTask(Task):
 
 @shared_task(name=RUN_JOB, bind=True, base=JobTask, ignore_result=True)
 def run_job(self: Task, job_id: str) -> None:
-    """Run job ``job_id`` (see :func:`worker.pipeline.run_job`).
+    """Run job ``job_id`` (see :func:`worker.runner.pipeline.run_job`).
 
     Progress and outcome go to the job store alone, never to the broker: a broker outage while the job
     runs cannot change how it ends.

@@ -63,8 +63,9 @@ def predict_command(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from worker.inference import InferenceOptions, predict_scene
-    from worker.vectorize import vectorize_mask
+    from roadnet.options import InferenceOptions
+    from worker.inference.predict import predict_scene
+    from worker.vector.vectorize import vectorize_mask
 
     options = InferenceOptions(
         window=window,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from worker.vectorize_options import VectorizeOptions
+from worker.vector.options import VectorizeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS = VectorizeOptions()
@@ -73,7 +73,7 @@ def vectorize_command(mask: Path, out: Path | None, probability: Path | None, **
     """
     from tqdm import tqdm
 
-    from worker.vectorize import vectorize_mask
+    from worker.vector.vectorize import vectorize_mask
 
     out = out or mask.with_name("roads.geojson")
     with tqdm(total=100, desc="vectorize", unit="%", leave=False) as bar:
@@ -109,7 +109,7 @@ def score_graph_command(proposed: Path, truth: Path, as_json: bool) -> None:
     differences capped at 1, missing paths 1, harmonic mean of truth-onto-proposal and
     proposal-onto-truth.
     """
-    from worker.apls import apls
+    from worker.vector.apls import apls
 
     result = apls(proposed, truth)
     if as_json:

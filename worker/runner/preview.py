@@ -15,14 +15,13 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 
-from worker.apls import read_lines
-from worker.scene import inspect_scene, open_scene, to_rgb8
+from roadnet.outputs import MASK_COLOUR
+from roadnet.scene import inspect_scene, open_scene, to_rgb8
+from worker.vector.apls import read_lines
 
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
 CASING_COLOUR = (170, 0, 0)
-#: The mask preview's road pixels (RGBA): the web page's road colour, opaque.
-MASK_COLOUR = (255, 45, 149, 255)
 #: The longest side of a preview, in pixels.
 MAX_SIZE = 2048
 
@@ -50,7 +49,7 @@ def read_downsampled(
 def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: int = MAX_SIZE) -> Path:
     """Write ``out_png``: the scene at most ``max_size`` pixels a side with the roads drawn over it.
 
-    The scene is read as inference reads it (:mod:`worker.scene`: its RGB bands, 8-bit data as is,
+    The scene is read as inference reads it (:mod:`roadnet.scene`: its RGB bands, 8-bit data as is,
     other data stretched 2-98 %), downsampled by averaging; no data is black. The roads are GeoJSON in
     lon/lat (RFC 7946), or pixel coordinates when the scene is not georeferenced. Returns ``out_png``.
     """
