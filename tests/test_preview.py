@@ -10,6 +10,7 @@ import rasterio
 from PIL import Image
 
 from roadnet.outputs import MASK_COLOUR
+from roadnet.scene import SceneInfo, inspect_scene
 from worker.runner.preview import ROAD_COLOUR, render_mask_preview, render_preview
 
 
@@ -17,12 +18,16 @@ def road_pixels(image: np.ndarray) -> np.ndarray:
     return np.all(image == ROAD_COLOUR, axis=-1)
 
 
+def _scene(path: Path) -> SceneInfo:
+    return inspect_scene(path, require_georeference=False, min_side=1)
+
+
 def test_preview_draws_the_roads_over_the_scene(
     spacenet_scene: Path, shared_data: Path, tmp_path: Path
 ) -> None:
     roads = shared_data / "spacenet" / "pairs" / "OSMroads_img1447.geojson"
 
-    out = render_preview(spacenet_scene, roads, tmp_path / "preview.png", max_size=400)
+    out = render_preview(_scene(spacenet_scene), roads, tmp_path / "preview.png", max_size=400)
 
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape == (400, 400, 3)
@@ -35,7 +40,9 @@ def test_preview_without_roads_is_the_scene(spacenet_scene: Path, tmp_path: Path
     empty = tmp_path / "roads.geojson"
     empty.write_text('{"type": "FeatureCollection", "features": []}')
 
-    image = np.asarray(Image.open(render_preview(spacenet_scene, empty, tmp_path / "p.png")).convert("RGB"))
+    image = np.asarray(
+        Image.open(render_preview(_scene(spacenet_scene), empty, tmp_path / "p.png")).convert("RGB")
+    )
 
     assert image.shape == (650, 650, 3)  # not upsampled past the scene's size
     assert not road_pixels(image).any()
@@ -64,7 +71,9 @@ def test_mask_preview_is_the_mask_over_transparency_at_the_preview_size(
 
     for max_size in (2048, 400):  # full size, and downsampled as the scene preview is
         out = render_mask_preview(mask, tmp_path / f"mask-{max_size}.png", max_size=max_size)
-        preview = Image.open(render_preview(spacenet_scene, empty, tmp_path / f"p-{max_size}.png", max_size))
+        preview = Image.open(
+            render_preview(_scene(spacenet_scene), empty, tmp_path / f"p-{max_size}.png", max_size)
+        )
         image = Image.open(out)
         assert image.format == "PNG" and image.mode == "RGBA"
         assert image.size == preview.size
