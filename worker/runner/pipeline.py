@@ -131,7 +131,7 @@ def run_job(
         )
         progress.stage(VECTORIZE_END, 100, "drawing the previews and the map's imagery")
         scene_to_cog(prediction.scene, workdir / OUTPUTS[OutputName.scene].filename)
-        render_preview(prediction.scene, vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        render_preview(prediction.scene, vectors.lines, workdir / OUTPUTS[OutputName.preview].filename)
         render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {
             "segments": vectors.segments,
