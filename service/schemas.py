@@ -34,8 +34,8 @@ class ExecuteRequest(BaseModel):
 
     inputs: dict[str, Any] = Field(
         description='The scene as `image`: by reference, {"href": "https://.../scene.tif"}, or inline, '
-        '{"value": "<base64>", "mediaType": "image/tiff", "encoding": "base64"}; the options (stride, '
-        "threshold, fast, min_spur_m, min_fragment_m, max_gap_m, simplify_m) as plain values"
+        '{"value": "<base64>", "mediaType": "image/tiff", "encoding": "base64"}; the options '
+        f"({', '.join(JobOptions.model_fields)}) as plain values"
     )
     outputs: dict[str, dict[str, Any]] | None = Field(
         default=None,

@@ -7,14 +7,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
+from affine import Affine
 from PIL import Image
+from pyproj import Transformer
 
 from roadnet.outputs import MASK_COLOUR
+from roadnet.scene import SceneInfo, inspect_scene
 from worker.runner.preview import ROAD_COLOUR, render_mask_preview, render_preview
+from worker.vector.apls import read_lines
 
 
 def road_pixels(image: np.ndarray) -> np.ndarray:
     return np.all(image == ROAD_COLOUR, axis=-1)
+
+
+def _scene(path: Path) -> SceneInfo:
+    return inspect_scene(path, require_georeference=False, min_side=1)
+
+
+def _pixel_lines(roads: Path, scene: SceneInfo) -> list[np.ndarray]:
+    """The lon/lat lines of ``roads`` in ``scene``'s pixel grid, as the vectoriser hands them over."""
+    to_pixel = ~Affine(*scene.transform)
+    to_scene = Transformer.from_crs("EPSG:4326", scene.crs, always_xy=True)
+    lines = []
+    for line in read_lines(roads):
+        x, y = to_pixel @ to_scene.transform(*shapely.get_coordinates(line).T)
+        lines.append(np.column_stack([x, y]))
+    return lines
 
 
 def test_preview_draws_the_roads_over_the_scene(
@@ -22,7 +42,8 @@ def test_preview_draws_the_roads_over_the_scene(
 ) -> None:
     roads = shared_data / "spacenet" / "pairs" / "OSMroads_img1447.geojson"
 
-    out = render_preview(spacenet_scene, roads, tmp_path / "preview.png", max_size=400)
+    scene = _scene(spacenet_scene)
+    out = render_preview(scene, _pixel_lines(roads, scene), tmp_path / "preview.png", max_size=400)
 
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape == (400, 400, 3)
@@ -32,10 +53,9 @@ def test_preview_draws_the_roads_over_the_scene(
 
 
 def test_preview_without_roads_is_the_scene(spacenet_scene: Path, tmp_path: Path) -> None:
-    empty = tmp_path / "roads.geojson"
-    empty.write_text('{"type": "FeatureCollection", "features": []}')
-
-    image = np.asarray(Image.open(render_preview(spacenet_scene, empty, tmp_path / "p.png")).convert("RGB"))
+    image = np.asarray(
+        Image.open(render_preview(_scene(spacenet_scene), [], tmp_path / "p.png")).convert("RGB")
+    )
 
     assert image.shape == (650, 650, 3)  # not upsampled past the scene's size
     assert not road_pixels(image).any()
@@ -59,12 +79,11 @@ def test_mask_preview_is_the_mask_over_transparency_at_the_preview_size(
     spacenet_scene: Path, tmp_path: Path
 ) -> None:
     mask = _mask_on_the_scene_grid(spacenet_scene, tmp_path / "mask.tif")
-    empty = tmp_path / "roads.geojson"
-    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    scene = _scene(spacenet_scene)
 
     for max_size in (2048, 400):  # full size, and downsampled as the scene preview is
         out = render_mask_preview(mask, tmp_path / f"mask-{max_size}.png", max_size=max_size)
-        preview = Image.open(render_preview(spacenet_scene, empty, tmp_path / f"p-{max_size}.png", max_size))
+        preview = Image.open(render_preview(scene, [], tmp_path / f"p-{max_size}.png", max_size))
         image = Image.open(out)
         assert image.format == "PNG" and image.mode == "RGBA"
         assert image.size == preview.size

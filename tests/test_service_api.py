@@ -439,3 +439,24 @@ def test_a_job_the_worker_cannot_run_ends_failed_with_a_reason(tmp_path: Path, s
     assert record.message.startswith("the worker cannot use its model: broken.onnx is not a loadable ONNX")
     assert record.message.endswith("; tell the service's operator")
     assert not list(store.folder(job_id).glob("work-*"))
+
+
+def test_every_job_option_reaches_exactly_one_engine() -> None:
+    from dataclasses import fields
+
+    from roadnet.jobs import JobOptions
+    from roadnet.options import InferenceOptions
+    from worker.runner.pipeline import engine_options
+    from worker.vector.options import VectorizeOptions
+
+    inference, vectorize = (
+        {f.name for f in fields(InferenceOptions)},
+        {f.name for f in fields(VectorizeOptions)},
+    )
+    for name in JobOptions.model_fields:
+        assert (name in inference) != (name in vectorize), name
+    given = JobOptions(stride=128, threshold=0.4, fast=True, min_spur_m=1, max_gap_m=2, simplify_m=0.5)
+    inference_options, vectorize_options = engine_options(given)
+    assert inference_options == InferenceOptions(stride=128, threshold=0.4, fast=True)
+    # Options left None keep the engine's defaults.
+    assert vectorize_options == VectorizeOptions(min_spur_m=1, max_gap_m=2, simplify_m=0.5)

@@ -135,6 +135,20 @@ def test_rasterised_truth_round_trips_with_its_nodes(vegas: dict, vegas_mask: Pa
     assert any(len([f for f in collection["features"] if n in f["properties"].values()]) >= 3 for n in ends)
 
 
+def test_summary_lines_are_the_written_roads_in_the_mask_grid(vegas_mask: Path, tmp_path: Path) -> None:
+    summary = vectorize_mask(vegas_mask, tmp_path / "roads.geojson")
+
+    written = load(summary.out)["features"]
+    assert len(summary.lines) == len(written) == summary.segments > 0
+    with rasterio.open(vegas_mask) as src:
+        to_mask = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True)
+        to_pixel = ~src.transform
+    for line, feature in zip(summary.lines, written, strict=True):
+        x, y = to_pixel @ to_mask.transform(*np.array(feature["geometry"]["coordinates"]).T)
+        # The file's coordinates are rounded to 1e-7 degrees, about 1 cm: far under a pixel.
+        np.testing.assert_allclose(line, np.column_stack([x, y]), atol=0.05)
+
+
 def test_projected_crs_gives_the_same_roads(vegas_mask: Path, tmp_path: Path) -> None:
     utm = tmp_path / "mask_utm.tif"
     with rasterio.open(vegas_mask) as src:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from roadnet.outputs import OUTPUTS, OutputName
+
 #: The share of the progress bar (percent) inference takes; vectorisation takes the rest.
 INFERENCE_SHARE = 90
 
@@ -25,7 +27,8 @@ def _bands(value: str | None) -> tuple[int, int, int] | None:
 @click.argument("scene", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write mask.tif, probability.tif and roads.geojson into.",
+    help=f"Folder to write {OUTPUTS[OutputName.mask].filename}, {OUTPUTS[OutputName.probability].filename} "
+    f"and {OUTPUTS[OutputName.roads].filename} into.",
 )  # fmt: skip
 @click.option(
     "--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -86,7 +89,7 @@ def predict_command(
         )
         roads = vectorize_mask(
             result.mask,
-            out_dir / "roads.geojson",
+            out_dir / OUTPUTS[OutputName.roads].filename,
             probability=result.probability,
             progress=stage(INFERENCE_SHARE, 100),
         )

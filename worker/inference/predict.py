@@ -28,6 +28,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from roadnet.options import InferenceOptions, resolve_options
+from roadnet.outputs import OUTPUTS, OutputName
 from roadnet.scene import SceneInfo, find_white_fill, inspect_scene, open_scene, read_rgb
 from roadnet.window_grid import scene_windows
 from worker.inference.cog import BLOCK, GDAL_CACHE_MB, write_cog
@@ -150,7 +151,8 @@ def predict_scene(
             progress(0.95 * done / total_windows)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    mask_path, prob_path = out_dir / "mask.tif", out_dir / "probability.tif"
+    mask_path = out_dir / OUTPUTS[OutputName.mask].filename
+    prob_path = out_dir / OUTPUTS[OutputName.probability].filename
     roads = valid_pixels = 0
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), warnings.catch_warnings(), open_scene(info) as src:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)

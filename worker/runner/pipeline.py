@@ -11,7 +11,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -77,15 +77,19 @@ def _as_the_user_knows_it(message: str, record: JobRecord, scene: Path) -> str:
     return message.replace(record.source_url, record.filename) if record.source_url else message
 
 
+#: Which engine takes each job option: the one with a field of its name.
+_INFERENCE_FIELDS = frozenset(field.name for field in fields(InferenceOptions))
+_VECTORIZE_FIELDS = frozenset(field.name for field in fields(VectorizeOptions))
+
+
 def engine_options(options: JobOptions) -> tuple[InferenceOptions, VectorizeOptions]:
-    """The inference and vectorisation options a job's options stand for."""
-    inference = InferenceOptions(stride=options.stride, threshold=options.threshold, fast=options.fast)
-    lengths = {
-        name: value
-        for name in ("min_spur_m", "min_fragment_m", "max_gap_m", "simplify_m")
-        if (value := getattr(options, name)) is not None
-    }
-    return inference, VectorizeOptions(**lengths)
+    """The inference and vectorisation options a job's options stand for; an option left None keeps the
+    engine's default."""
+    given = options.model_dump(exclude_none=True)
+    return (
+        InferenceOptions(**{name: value for name, value in given.items() if name in _INFERENCE_FIELDS}),
+        VectorizeOptions(**{name: value for name, value in given.items() if name in _VECTORIZE_FIELDS}),
+    )
 
 
 def run_job(
@@ -127,7 +131,7 @@ def run_job(
         )
         progress.stage(VECTORIZE_END, 100, "drawing the previews and the map's imagery")
         scene_to_cog(prediction.scene, workdir / OUTPUTS[OutputName.scene].filename)
-        render_preview(scene, vectors.out, workdir / OUTPUTS[OutputName.preview].filename)
+        render_preview(prediction.scene, vectors.lines, workdir / OUTPUTS[OutputName.preview].filename)
         render_mask_preview(prediction.mask, workdir / OUTPUTS[OutputName.mask_preview].filename)
         summary = {
             "segments": vectors.segments,

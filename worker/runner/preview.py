@@ -8,16 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import shapely
-from affine import Affine
 from PIL import Image, ImageDraw
-from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 
 from roadnet.outputs import MASK_COLOUR
-from roadnet.scene import inspect_scene, open_scene, to_rgb8
-from worker.vector.apls import read_lines
+from roadnet.scene import SceneInfo, open_scene, to_rgb8
 
 #: Road lines: yellow over a dark red casing, visible on bright and dark imagery alike.
 ROAD_COLOUR = (255, 230, 0)
@@ -46,36 +42,30 @@ def read_downsampled(
     return data, factor
 
 
-def render_preview(scene: Path, roads_geojson: Path, out_png: Path, max_size: int = MAX_SIZE) -> Path:
+def render_preview(
+    scene: SceneInfo, lines: Sequence[np.ndarray], out_png: Path, max_size: int = MAX_SIZE
+) -> Path:
     """Write ``out_png``: the scene at most ``max_size`` pixels a side with the roads drawn over it.
 
     The scene is read as inference reads it (:mod:`roadnet.scene`: its RGB bands, 8-bit data as is,
-    other data stretched 2-98 %), downsampled by averaging; no data is black. The roads are GeoJSON in
-    lon/lat (RFC 7946), or pixel coordinates when the scene is not georeferenced. Returns ``out_png``.
+    other data stretched 2-98 %), downsampled by averaging; no data is black. The roads are lines of
+    (column, row) coordinates in the scene's pixel grid, as the vectoriser traced them
+    (:attr:`worker.vector.vectorize.VectorizeSummary.lines`). ``scene`` is the scene as inference
+    inspected it (:attr:`worker.inference.predict.PredictionOutputs.scene`), so a job checks its scene
+    once. Returns ``out_png``.
     """
-    info = inspect_scene(Path(scene), require_georeference=False, min_side=1, max_pixels=2**62)
-    with open_scene(info) as src:
-        data, factor = read_downsampled(src, info.bands, max_size)
-    rgb, _ = to_rgb8(data, info.stretch)
+    with open_scene(scene) as src:
+        data, factor = read_downsampled(src, scene.bands, max_size)
+    rgb, _ = to_rgb8(data, scene.stretch)
     height, width = rgb.shape[1:]
 
     image = Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0)), "RGB")
     draw = ImageDraw.Draw(image)
-    to_pixel = ~Affine(*info.transform)
-    to_scene = Transformer.from_crs("EPSG:4326", info.crs, always_xy=True) if info.georeferenced else None
     core = max(2, round(max(width, height) / 400))
-    lines = []
-    for line in read_lines(roads_geojson):
-        coords = shapely.get_coordinates(line)
-        x, y = coords[:, 0], coords[:, 1]
-        if to_scene is not None:
-            x, y = to_pixel @ to_scene.transform(x, y)
-        lines.append(
-            list(zip((np.asarray(x) / factor).tolist(), (np.asarray(y) / factor).tolist(), strict=True))
-        )
+    points = [[(x, y) for x, y in (line / factor).tolist()] for line in lines]
     for width_px, colour in ((core + 2, CASING_COLOUR), (core, ROAD_COLOUR)):
-        for points in lines:
-            draw.line(points, fill=colour, width=width_px, joint="curve")
+        for line_points in points:
+            draw.line(line_points, fill=colour, width=width_px, joint="curve")
     return _save(image, out_png)
 
 

@@ -10,40 +10,23 @@ from typing import Any, TypeVar
 
 import click
 
+from roadnet.outputs import OUTPUTS, OutputName
 from worker.vector.options import VectorizeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DEFAULTS = VectorizeOptions()
-
-
-def _option(name: str, help_text: str) -> Callable[[F], F]:
-    default = getattr(_DEFAULTS, name)
-    return click.option(
-        "--" + name.replace("_", "-"),
-        name,
-        type=type(default),
-        default=default,
-        show_default=True,
-        help=help_text,
-    )
-
-
-_OPTIONS = [
-    _option("min_spur_m", "Drop dead-end branches off a junction shorter than this (metres)."),
-    _option("min_fragment_m", "Drop isolated pieces whose roads add up to less than this (metres)."),
-    _option("max_gap_m", "Join dead ends that line up when closer than this (metres); 0 turns it off."),
-    _option("max_gap_angle_deg", "Largest angle between a dead end's direction and the bridge (degrees)."),
-    _option("end_direction_m", "A dead end's direction is taken over its last this many metres."),
-    _option("simplify_m", "Douglas-Peucker tolerance (metres); 0 keeps every skeleton pixel."),
-    _option("fill_holes_m2", "Fill holes in the mask smaller than this area (square metres)."),
-    _option("block_size", "Vectorise blocks of this many pixels a side (bounds the memory)."),
-    _option("block_overlap", "Pixels read around each block; more than half the widest road in pixels."),
-]
 
 
 def _with_options(command: F) -> F:
-    for option in reversed(_OPTIONS):
-        command = option(command)
+    """``command`` with an option for each field of :class:`VectorizeOptions`, in the fields' order."""
+    for option in reversed(dataclasses.fields(VectorizeOptions)):
+        command = click.option(
+            "--" + option.name.replace("_", "-"),
+            option.name,
+            type=type(option.default),
+            default=option.default,
+            show_default=True,
+            help=option.metadata["help"],
+        )(command)
     return command
 
 
@@ -75,7 +58,7 @@ def vectorize_command(mask: Path, out: Path | None, probability: Path | None, **
 
     from worker.vector.vectorize import vectorize_mask
 
-    out = out or mask.with_name("roads.geojson")
+    out = out or mask.with_name(OUTPUTS[OutputName.roads].filename)
     with tqdm(total=100, desc="vectorize", unit="%", leave=False) as bar:
 
         def progress(fraction: float) -> None:

@@ -1,41 +1,55 @@
 """The options of :func:`worker.vector.vectorize.vectorize_mask`, light to import (the CLI builds its options
-from these defaults without loading scikit-image)."""
+from these fields without loading scikit-image).
+
+Each field's ``help`` is its one description: ``roadnet vectorize`` makes an option of every field from
+its name, type, default and help (:mod:`worker.vector.cli`), and a job's options fill the fields of the
+same names (:func:`worker.runner.pipeline.engine_options`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 from roadnet.errors import InputError
+
+T = TypeVar("T", int, float)
+
+
+def _option(default: T, help_text: str) -> T:
+    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass(frozen=True)
 class VectorizeOptions:
     """Thresholds of the vectorisation (ground units: metres), and the block size (pixels)."""
 
-    #: Dead-end branches off a junction shorter than this are dropped (skeleton spurs where a road
-    #: ends or widens are about half a road's width long).
-    min_spur_m: float = 10.0
-    #: Connected pieces whose roads add up to less than this are dropped (speckles, parking bays).
-    min_fragment_m: float = 20.0
-    #: Dead ends closer than this that line up are joined (roads hidden under trees or shadows).
-    max_gap_m: float = 15.0
-    #: A gap is bridged only if the bridge leaves each dead end within this angle of its direction.
-    max_gap_angle_deg: float = 30.0
-    #: A dead end's direction is measured over this last length of its segment.
-    end_direction_m: float = 10.0
-    #: Douglas-Peucker tolerance of the output lines.
-    simplify_m: float = 1.0
-    #: Holes in the mask smaller than this area are filled before skeletonising.
-    fill_holes_m2: float = 20.0
-    #: Blocks of this many pixels a side are vectorised one at a time (bounds the memory).
-    block_size: int = 2048
-    #: Pixels read around each block so the skeleton near its border is the whole scene's. It must exceed
-    #: half the widest road (or road-like blob) in pixels: 128 covers 250 px, 75 m at 0.3 m; narrower
-    #: overlaps add spurs and breaks where wider blobs cross a block border.
-    block_overlap: int = 128
+    # Skeleton spurs where a road ends or widens are about half a road's width long.
+    min_spur_m: float = _option(10.0, "Drop dead-end branches off a junction shorter than this (metres).")
+    # Speckles and parking bays.
+    min_fragment_m: float = _option(
+        20.0, "Drop isolated pieces whose roads add up to less than this (metres)."
+    )
+    # Roads hidden under trees or shadows.
+    max_gap_m: float = _option(
+        15.0, "Join dead ends that line up when closer than this (metres); 0 turns it off."
+    )
+    max_gap_angle_deg: float = _option(
+        30.0, "Largest angle between a dead end's direction and the bridge (degrees)."
+    )
+    end_direction_m: float = _option(10.0, "A dead end's direction is taken over its last this many metres.")
+    simplify_m: float = _option(1.0, "Douglas-Peucker tolerance (metres); 0 keeps every skeleton pixel.")
+    # Holes (cars, shadows) would make loops in the skeleton.
+    fill_holes_m2: float = _option(20.0, "Fill holes in the mask smaller than this area (square metres).")
+    block_size: int = _option(2048, "Vectorise blocks of this many pixels a side (bounds the memory).")
+    # It must exceed half the widest road (or road-like blob) in pixels: 128 covers 250 px, 75 m at 0.3 m;
+    # narrower overlaps add spurs and breaks where wider blobs cross a block border.
+    block_overlap: int = _option(
+        128, "Pixels read around each block; more than half the widest road in pixels."
+    )
 
     def __post_init__(self) -> None:
-        for name in ("min_spur_m", "min_fragment_m", "max_gap_m", "end_direction_m", "simplify_m"):
+        for name in (f.name for f in fields(self) if f.name.endswith("_m")):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must be >= 0 metres, got {getattr(self, name)}")
         if not 0 <= self.max_gap_angle_deg <= 180:

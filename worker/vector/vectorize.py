@@ -82,6 +82,9 @@ class VectorizeSummary:
     total_length_m: float | None
     georeferenced: bool
     blocks: int
+    #: The segments written, as (column, row) coordinates in the mask's pixel grid: what a preview on that
+    #: grid draws, without reading ``out`` back and reprojecting it.
+    lines: list[np.ndarray]
 
 
 def _open_mask(mask: Path) -> DatasetReader:
@@ -216,8 +219,10 @@ def _features(
     scale: tuple[float, float],
     georeferenced: bool,
     probability: DatasetReader | None,
+    lines: list[np.ndarray],
 ) -> Iterator[dict]:
-    """One GeoJSON feature per edge; with ``probability``, each with its ``confidence``."""
+    """One GeoJSON feature per edge; with ``probability``, each with its ``confidence``. Appends each
+    feature's line in pixel coordinates to ``lines``."""
     to_wgs84 = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True) if georeferenced else None
     edges = [(start, end, xy / scale) for start, end, xy in _numbered_edges(graph)]
     confidences = (
@@ -244,6 +249,7 @@ def _features(
         coords = coords[keep]
         if len(coords) < 2:  # shorter than the coordinates' precision
             continue
+        lines.append(pixels[keep])
         yield {
             "type": "Feature",
             "id": fid,
@@ -300,7 +306,8 @@ def vectorize_mask(
         scale = _pixel_size_m(src) if georeferenced else (1.0, 1.0)
         graph, blocks = _skeleton_graph(src, options, scale, progress)
         clean_graph(graph, options)
-        features = _features(graph, src, scale, georeferenced, prob)
+        lines: list[np.ndarray] = []
+        features = _features(graph, src, scale, georeferenced, prob, lines)
         if suffix == ".gpkg":
             count, total = write_geopackage(features, out, georeferenced=georeferenced)
         else:
@@ -314,4 +321,5 @@ def vectorize_mask(
         total_length_m=round(total, 2) if georeferenced else None,
         georeferenced=georeferenced,
         blocks=blocks,
+        lines=lines,
     )

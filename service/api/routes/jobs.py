@@ -32,22 +32,8 @@ def job_public(record: JobRecord, request: Request) -> JobPublic:
             Link(href=f"{base}/results/{name}", rel="enclosure", type=OUTPUTS[name].media_type, title=name)
             for name in record.results
         ]
-    return JobPublic(
-        jobID=record.id,
-        status=record.status,
-        message=record.message,
-        created=record.created,
-        started=record.started,
-        finished=record.finished,
-        updated=record.updated,
-        progress=record.progress,
-        links=links,
-        filename=record.filename,
-        scene=record.scene,
-        bbox=record.bbox,
-        options=record.options,
-        summary=record.summary,
-    )
+    # The record's fields of the same names fill the rest; the store's own (owner, attempts...) are left out.
+    return JobPublic.model_validate({**dict(record), "jobID": record.id, "links": links})
 
 
 _UPLOAD_BODY = {
