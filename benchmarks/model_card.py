@@ -106,7 +106,7 @@ def example_image(model: Path, pair: Pair, out_png: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         result = predict_scene(pair.image, Path(tmp), model_path=model)
         roads = vectorize_mask(result.mask, Path(tmp) / "roads.geojson")
-        predicted = Image.open(render_preview(pair.image, roads.out, Path(tmp) / "preview.png")).convert(
+        predicted = Image.open(render_preview(result.scene, roads.lines, Path(tmp) / "preview.png")).convert(
             "RGB"
         )
     panels = [panel.resize((PANEL, PANEL), Image.Resampling.BILINEAR) for panel in (scene, truth, predicted)]
