@@ -28,6 +28,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     augment_p: float = 0.1
+    jitter: float = 0.1  # brightness, contrast and saturation change, up to (the paper: 10 %)
     batch_size: int = 16
     patches_per_epoch: int = 0  # random patches per epoch; 0: as many as the training images' 256 grid holds
     set_weights: dict[str, float] = field(default_factory=dict)  # chance of drawing each set; unnamed: 1
