@@ -18,7 +18,7 @@ from roadnet.logs import configure_logging
 from roadnet.settings import get_settings
 
 #: Commands that need the training extra (torch).
-TORCH_COMMANDS = frozenset({"train", "export", "quantize", "evaluate", "models"})
+TORCH_COMMANDS = frozenset({"train", "export", "average", "quantize", "evaluate", "models"})
 
 
 class _Group(click.Group):
@@ -68,7 +68,20 @@ for _command in (predict_command, vectorize_command, score_graph_command, serve_
     cli.add_command(_command)
 if importlib.util.find_spec("torch") is not None:
     from models.cli import models_command
-    from training.cli import evaluate_command, export_command, quantize_command, train_command
+    from training.cli import (
+        average_command,
+        evaluate_command,
+        export_command,
+        quantize_command,
+        train_command,
+    )
 
-    for _command in (train_command, export_command, quantize_command, evaluate_command, models_command):
+    for _command in (
+        train_command,
+        export_command,
+        average_command,
+        quantize_command,
+        evaluate_command,
+        models_command,
+    ):
         cli.add_command(_command)

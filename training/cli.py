@@ -12,6 +12,7 @@ import click
 from roadnet.errors import MissingDependencyError
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _require_torch() -> None:
@@ -69,15 +70,31 @@ def export_command(runs: tuple[Path, ...], out: Path, ensemble: str | None) -> N
     click.echo(f"wrote {path} ({metadata.arch}, {metadata.provenance['ensemble']})")
 
 
+@click.command("average")
+@click.argument("models", nargs=-1, required=True, type=_FILE)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file.")
+@click.option("--weight", "weights", multiple=True, type=float, help="One per model (default: equal).")
+@click.option("--threshold", type=float, default=None, help="Road threshold (default: their weighted mean).")
+def average_command(
+    models: tuple[Path, ...], out: Path, weights: tuple[float, ...], threshold: float | None
+) -> None:
+    """Average the weights of exported MODELS of one network (one trained from the other): one model at
+    the inference cost of one. Score it with `roadnet evaluate` before use."""
+    from training.average import average_models
+
+    metadata = average_models(list(models), out, weights or None, threshold)
+    click.echo(f"wrote {out} ({metadata.arch}, threshold {metadata.threshold:g})")
+
+
 @click.command("quantize")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model", type=_FILE)
 @click.option("--int8", "int8", is_flag=True, help="Write M.int8.onnx, for CPUs (needs --data).")
 @click.option("--fp16", "fp16", is_flag=True, help="Write M.fp16.onnx, for CUDA GPUs.")
 @click.option("--data", "data", multiple=True, type=_DIR, help="Folder of labelled pairs (calibration).")
 @click.option(
     "--split",
     "split_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Calibrate on this split's training images (default: split.json beside MODEL, else all).",
 )
 def quantize_command(
@@ -110,7 +127,7 @@ def quantize_command(
 @click.option(
     "--split",
     "split_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="A run's split.json: score only its validation images.",
 )
 @click.option("--stride", type=int, default=None, help="Sliding-window stride (default: the model's, 64).")
