@@ -27,7 +27,9 @@ def test_default_model_ships_with_its_card_and_split(monkeypatch: pytest.MonkeyP
     metadata = load_model(default_model_path(), threads=1).metadata
     assert (metadata.arch, metadata.window, metadata.stride) == ("risnet", 256, 64)
     assert 0 < metadata.threshold < 1
-    assert metadata.provenance["ensemble"] in {"ema", "swa", "swa_ema"}
+    # An ensemble of one run's weights, or a weight average of exported models that each are one.
+    members = metadata.provenance.get("averaged", [{"provenance": metadata.provenance}])
+    assert all(member["provenance"]["ensemble"] in {"ema", "swa", "swa_ema"} for member in members)
 
 
 @pytest.mark.slow
