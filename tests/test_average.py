@@ -79,6 +79,10 @@ def test_different_networks_are_refused(two_models: tuple[Path, Path], tmp_path:
         average_models([two_models[0], wider], tmp_path / "soup.onnx")
     with pytest.raises(InputError, match="at least two models"):
         average_models([two_models[0]], tmp_path / "soup.onnx")
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    with pytest.raises(ModelError, match=f"{text} is not an ONNX model"):
+        average_models([two_models[0], text], tmp_path / "soup.onnx")
     assert not (tmp_path / "soup.onnx").exists()
 
 
@@ -91,3 +95,6 @@ def test_average_command(two_models: tuple[Path, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["average", str(a), str(b), "--out", str(out), "--weight", "1"])
     assert result.exit_code == 2
     assert "give one non-negative weight per model (2), not [1.0]" in result.output
+    result = CliRunner().invoke(cli, ["average", str(a), str(b), "--out", str(out), "--threshold", "5"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--threshold': 5.0 is not in the range 0<x<1" in result.output

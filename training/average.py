@@ -24,7 +24,7 @@ from onnx import numpy_helper
 
 from roadnet.errors import InputError, ModelError
 from roadnet.model_metadata import ModelMetadata
-from training.onnx_metadata import read_metadata, write_metadata
+from training.onnx_metadata import load_onnx, metadata_of, set_metadata
 
 #: Metadata fields that must agree for an average to mean anything.
 _SAME = ("arch", "model_kwargs", "mean", "std", "window")
@@ -53,8 +53,8 @@ def average_models(
         raise InputError(f"give one non-negative weight per model ({len(paths)}), not {weights}")
     share = np.asarray(weights, dtype=np.float64) / sum(weights)
 
-    metas = [read_metadata(path) for path in paths]
-    models = [onnx.load(str(path)) for path in paths]
+    models = [load_onnx(path) for path in paths]
+    metas = [metadata_of(model) for model in models]
     for path, meta, model in zip(paths[1:], metas[1:], models[1:], strict=True):
         for name in _SAME:
             if getattr(meta, name) != getattr(metas[0], name):
@@ -76,8 +76,6 @@ def average_models(
             continue
         mean = sum(s * a[init.name].astype(np.float64) for s, a in zip(share, arrays, strict=True))
         init.CopyFrom(numpy_helper.from_array(np.asarray(mean, dtype=first.dtype), init.name))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(merged, str(out))
 
     gsds = [meta.gsd_m for meta in metas if meta.gsd_m is not None]
     metadata = ModelMetadata(
@@ -96,6 +94,8 @@ def average_models(
         },
         gsd_m=round(float(share @ gsds), 3) if len(gsds) == len(metas) else None,
     )
-    write_metadata(out, metadata)
-    onnx.checker.check_model(str(out))
+    set_metadata(merged, metadata)
+    onnx.checker.check_model(merged)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(merged, str(out))
     return metadata

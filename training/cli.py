@@ -74,7 +74,12 @@ def export_command(runs: tuple[Path, ...], out: Path, ensemble: str | None) -> N
 @click.argument("models", nargs=-1, required=True, type=_FILE)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file.")
 @click.option("--weight", "weights", multiple=True, type=float, help="One per model (default: equal).")
-@click.option("--threshold", type=float, default=None, help="Road threshold (default: their weighted mean).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Road threshold (default: their weighted mean).",
+)
 def average_command(
     models: tuple[Path, ...], out: Path, weights: tuple[float, ...], threshold: float | None
 ) -> None:
