@@ -14,7 +14,8 @@ default model, from the run's files shipped beside it in ``models/weights/``:
   file) and scored as the service runs it: stride 64, the threshold tuned on validation, mIoU per
   dataset on the run's validation split.
 
-Writes ``benchmarks/results/table1.json`` and prints a Markdown table. Needs the training extra.
+Writes ``benchmarks/results/table1.json`` and prints a Markdown table; ``--plot PNG`` draws each run's
+validation mIoU per epoch and its served mIoU per dataset side by side. Needs the training extra.
 """
 
 from __future__ import annotations
@@ -112,6 +113,37 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict[str, Any]], runs: list[Path], png: Path) -> None:
+    """Validation mIoU (EMA weights) per epoch of each run, and each CLR ensemble's served mIoU per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({name for row in rows for name in row["clr_stride64"]["datasets"]})
+    fig, (ax_epochs, ax_sets) = plt.subplots(1, 2, figsize=(14, 4.5))
+    for run, row in zip(runs, rows[len(rows) - len(runs) :], strict=True):
+        epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+        scored = [e for e in epochs if "ema_miou" in e]
+        ax_epochs.plot([e["epoch"] for e in scored], [e["ema_miou"] for e in scored], "o-", label=row["arch"])
+    ax_epochs.set_title("validation mIoU per epoch (EMA weights, stride 256, threshold 0.5)")
+    ax_epochs.set_xlabel("epoch")
+    ax_epochs.legend()
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        scores = [row["clr_stride64"]["datasets"].get(name, 0.0) for name in [*datasets, "all"]]
+        scores[-1] = row["clr_stride64"]["miou"]
+        xs = [x + i * width for x in range(len(scores))]
+        ax_sets.bar(xs, scores, width, label=f"{row['arch']} (CLR, stride 64)")
+    ax_sets.set_xticks([x + 0.4 - width / 2 for x in range(len(datasets) + 1)], [*datasets, "all"])
+    ax_sets.tick_params(axis="x", labelrotation=30)
+    ax_sets.set_title("validation mIoU per set, as served")
+    ax_sets.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,6 +152,7 @@ def main() -> None:
     parser.add_argument("--shipped", action="store_true", help="add the default model's row first")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "table1.json")
+    parser.add_argument("--plot", type=Path, help="PNG of the runs' curves and per-set scores")
     args = parser.parse_args()
     pairs = {pair.key: pair for pair in find_pairs(args.data)}
     rows = [shipped_row(pairs)] if args.shipped else []
@@ -127,6 +160,9 @@ def main() -> None:
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(markdown(rows))
     print(f"wrote {args.out}")
+    if args.plot:
+        plot(rows, args.runs, args.plot)
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

@@ -336,9 +336,15 @@ def test_configs_load() -> None:
         10,
         100,
     )
-    for name in ["cpu-small.yaml", "smoke.yaml"]:
+    for name in ["cpu-small.yaml", "smoke.yaml", "table1.yaml"]:
         config = TrainConfig.from_yaml(configs / name)
         assert 0 < config.clr_start < config.epochs  # short runs still reach the cyclic phase
+    # Table 1's runs are scored on the default model's validation images: the split's keys must agree.
+    split_keys = ("seed", "val_fraction", "min_val", "val_keys")
+    long, table1 = (
+        TrainConfig.from_yaml(configs / name).to_dict() for name in ("cpu-long.yaml", "table1.yaml")
+    )
+    assert [long[key] for key in split_keys] == [table1[key] for key in split_keys]
     with pytest.raises(InputError, match="unknown config keys"):
         TrainConfig.from_dict({"epoch": 3})
     small = TrainConfig.from_yaml(configs / "cpu-small.yaml")
