@@ -61,6 +61,7 @@ def table1_row(
         "epochs": len(epochs),
         "steps": epochs[-1]["step"],
         "train_minutes": round(sum(row["seconds"] for row in epochs) / 60, 1),
+        "ema_curve": [[row["epoch"], round(row["ema_miou"], 4)] for row in epochs if "ema_miou" in row],
         "table1_miou": {kind: round(final[kind]["miou"], 4) for kind in KINDS if kind in final},
         "clr_stride64": {
             "threshold": served["threshold"],
@@ -113,8 +114,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], runs: list[Path], png: Path) -> None:
-    """Validation mIoU (EMA weights) per epoch of each run, and each CLR ensemble's served mIoU per set."""
+def plot(rows: list[dict[str, Any]], png: Path) -> None:
+    """Each run's validation mIoU (EMA weights) per epoch, and each CLR ensemble's served mIoU per set."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,17 +123,16 @@ def plot(rows: list[dict[str, Any]], runs: list[Path], png: Path) -> None:
 
     datasets = sorted({name for row in rows for name in row["clr_stride64"]["datasets"]})
     fig, (ax_epochs, ax_sets) = plt.subplots(1, 2, figsize=(14, 4.5))
-    for run, row in zip(runs, rows[len(rows) - len(runs) :], strict=True):
-        epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-        scored = [e for e in epochs if "ema_miou" in e]
-        ax_epochs.plot([e["epoch"] for e in scored], [e["ema_miou"] for e in scored], "o-", label=row["arch"])
+    for row in rows:
+        epochs, ema_miou = zip(*row["ema_curve"], strict=True)
+        ax_epochs.plot(epochs, ema_miou, "o-", label=row["arch"])
     ax_epochs.set_title("validation mIoU per epoch (EMA weights, stride 256, threshold 0.5)")
     ax_epochs.set_xlabel("epoch")
     ax_epochs.legend()
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
-        scores = [row["clr_stride64"]["datasets"].get(name, 0.0) for name in [*datasets, "all"]]
-        scores[-1] = row["clr_stride64"]["miou"]
+        served = row["clr_stride64"]
+        scores = [*(served["datasets"].get(name, 0.0) for name in datasets), served["miou"]]
         xs = [x + i * width for x in range(len(scores))]
         ax_sets.bar(xs, scores, width, label=f"{row['arch']} (CLR, stride 64)")
     ax_sets.set_xticks([x + 0.4 - width / 2 for x in range(len(datasets) + 1)], [*datasets, "all"])
@@ -161,7 +161,7 @@ def main() -> None:
     print(markdown(rows))
     print(f"wrote {args.out}")
     if args.plot:
-        plot(rows, args.runs, args.plot)
+        plot(rows, args.plot)
         print(f"wrote {args.plot}")
 
 
