@@ -265,6 +265,19 @@ def test_augmentation_chance() -> None:
     assert 60 < changed < 140  # 10 %
 
 
+def test_dihedral_augmentation_draws_all_eight_symmetries_for_image_and_mask_alike() -> None:
+    image = torch.arange(3 * 8 * 8, dtype=torch.float32).reshape(3, 8, 8)
+    mask = image[:1].clone()
+    generator = torch.Generator().manual_seed(0)
+    config = AugmentConfig(p=0.0, dihedral=True)
+    seen = set()
+    for _ in range(200):
+        out_image, out_mask = augment(image, mask, config, generator)
+        assert torch.equal(out_image[:1], out_mask)
+        seen.add(tuple(out_mask.flatten().tolist()))
+    assert len(seen) == 8
+
+
 # -- loss, metrics, schedule ---------------------------------------------------------------------------
 
 
@@ -443,9 +456,10 @@ def test_train_export_evaluate_chain(shared_data: Path, tmp_path: Path) -> None:
     assert 0 <= scores["miou"] <= 1 and scores["images"] == 7
     assert scores["datasets"]["deepglobe"]["images"] == 7
 
-    # --resume continues where the run stopped: one more epoch with a longer config.
+    # --resume continues where the run stopped: one more epoch with a longer config, on patches turned
+    # and mirrored at random.
     longer = tmp_path / "longer.yaml"
-    longer.write_text(SMOKE.read_text() + "\nepochs: 5\n")
+    longer.write_text(SMOKE.read_text() + "\nepochs: 5\ndihedral: true\n")
     result = runner.invoke(cli, [*train_args[:2], str(longer), *train_args[3:], "--resume"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -6,6 +6,9 @@ isotropic one and "zoom" the per-axis one), a shear in [-5, 5] degrees, and a co
 brightness, contrast and saturation by up to 10 %. The geometric part is one affine grid sampled
 bilinearly for the image and nearest for the mask, black outside, so the two stay aligned; what the
 warp brings in from outside the patch is no data in the mask.
+
+Not in the paper, off unless a config sets ``dihedral``: every patch turned or mirrored by one of the
+square's eight symmetries (models/weights/MODEL_CARD.md has what it did to a warm-started run).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class AugmentConfig:
     zoom: tuple[float, float] = (1 / 1.1, 1.1)
     shear_deg: float = 5.0
     jitter: float = 0.1
+    dihedral: bool = False  # every patch turned or mirrored at random, apart from ``p`` (not in the paper)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator) -> float:
@@ -67,10 +71,22 @@ def colour_jitter(image: torch.Tensor, amount: float, generator: torch.Generator
     return image.clamp(0, 255)
 
 
+def dihedral(patch: torch.Tensor, symmetry: int) -> torch.Tensor:
+    """One of the square's eight symmetries of ``patch`` ``(..., S, S)``: ``symmetry % 4`` quarter turns,
+    then a transpose when ``symmetry >= 4`` (as ``benchmarks/orientation.py`` turns whole images)."""
+    turned = torch.rot90(patch, symmetry % 4, dims=(-2, -1))
+    return turned.transpose(-1, -2) if symmetry >= 4 else turned
+
+
 def augment(
     image: torch.Tensor, mask: torch.Tensor, config: AugmentConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """With probability ``config.p``, warp image and mask together and jitter the image's colours."""
+    """With ``config.dihedral``, turn or mirror image and mask together by one of the eight symmetries
+    of the square, drawn uniformly; then with probability ``config.p``, warp image and mask together and
+    jitter the image's colours."""
+    if config.dihedral:
+        symmetry = int(torch.randint(0, 8, (), generator=generator))
+        image, mask = dihedral(image, symmetry).contiguous(), dihedral(mask, symmetry).contiguous()
     if float(torch.rand((), generator=generator)) >= config.p:
         return image, mask
     image, mask = warp(image, mask, random_affine(config, generator))

@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     augment_p: float = 0.1
     jitter: float = 0.1  # brightness, contrast and saturation change, up to (the paper: 10 %)
+    dihedral: bool = False  # random flips and quarter turns of every patch (not in the paper)
     batch_size: int = 16
     patches_per_epoch: int = 0  # random patches per epoch; 0: as many as the training images' 256 grid holds
     set_weights: dict[str, float] = field(default_factory=dict)  # chance of drawing each set; unnamed: 1

@@ -157,7 +157,7 @@ def _setup_data(config: TrainConfig, data: list[Path], out: Path, resume: bool, 
     dataset = PatchDataset(
         train_pairs,
         config.patch,
-        AugmentConfig(p=config.augment_p, jitter=config.jitter),
+        AugmentConfig(p=config.augment_p, jitter=config.jitter, dihedral=config.dihedral),
         config.seed,
         config.preload_images,
         samples=config.patches_per_epoch,
