@@ -4,12 +4,13 @@ symmetries, measured per set, for every model given, side by side in one run.
     .venv/bin/python benchmarks/orientation.py [--model A.onnx --model B.onnx ...]
         [--split models/weights/split.json] [--data ../shared/data] [--stride 256] [--out FILE.json]
 
-Every validation image of the split is turned or mirrored (``dihedral``: 0 as it is, 1-3 quarter turns,
-4-7 the same followed by a transpose), predicted by the plain sliding window at ``--stride`` (a coarse
-one answers the question in a sixteenth of the paper's time), and the probability turned back before
-it is scored against the untouched mask at the model's threshold. An image from above has no "up": a
-network of road shapes scores alike under all eight; one that learned its few training scenes' road
-directions or shadows does not (models/weights/MODEL_CARD.md).
+Every validation image of the split is turned or mirrored (``training.augment.dihedral``, training's
+flips and turns: 0 as it is, 1-3 quarter turns, 4-7 the same followed by a transpose), predicted by
+the plain sliding window at ``--stride`` (a coarse one answers the question in a sixteenth of the
+paper's time), and the probability turned back before it is scored against the untouched mask at the
+model's threshold. An image from above has no "up": a network of road shapes scores alike under all
+eight; one that learned its few training scenes' road directions or shadows does not
+(models/weights/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from roadnet.model_files import default_model_path
+from training.augment import dihedral
 from training.data import Pair
 from training.evaluate import onnx_predictor, pairs_of_split, per_dataset
 from training.metrics import Scores
@@ -28,19 +31,8 @@ from worker.inference.sliding_window import predict_array
 
 REPO = Path(__file__).resolve().parents[1]
 SYMMETRIES = range(8)
-
-
-def dihedral(image: np.ndarray, symmetry: int) -> np.ndarray:
-    """``image`` ``(..., H, W)`` under one of the square's symmetries: ``symmetry % 4`` quarter turns,
-    then a transpose when ``symmetry >= 4`` (as ``training.augment.dihedral``, on arrays)."""
-    turned = np.rot90(image, symmetry % 4, axes=(-2, -1))
-    return turned.swapaxes(-1, -2) if symmetry >= 4 else turned
-
-
-def undo_dihedral(image: np.ndarray, symmetry: int) -> np.ndarray:
-    """The inverse of :func:`dihedral`."""
-    untransposed = image.swapaxes(-1, -2) if symmetry >= 4 else image
-    return np.rot90(untransposed, -(symmetry % 4), axes=(-2, -1))
+#: The symmetry that undoes each: quarter turns the other way; the four mirrors undo themselves.
+INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
 
 
 def orientation_scores(model: Path, pairs: list[Pair], stride: int) -> dict[str, dict[str, float]]:
@@ -49,11 +41,12 @@ def orientation_scores(model: Path, pairs: list[Pair], stride: int) -> dict[str,
     scores = {k: Scores() for k in SYMMETRIES}
     for pair in pairs:
         image, mask = pair.load()
-        raw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+        raw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
         for k in SYMMETRIES:
-            turned = np.ascontiguousarray(dihedral(raw, k))
+            turned = dihedral(raw, k).contiguous().numpy()
             prob = predict_array(turned, predict, window=metadata.window, stride=stride, batch_size=16)
-            scores[k].add(pair.key, np.ascontiguousarray(undo_dihedral(prob, k)), mask, metadata.threshold)
+            back = dihedral(torch.from_numpy(prob), INVERSE[k]).contiguous().numpy()
+            scores[k].add(pair.key, back, mask, metadata.threshold)
     return {
         str(k): {"all": round(s.summary()["miou"], 4)}
         | {name: round(row["miou"], 4) for name, row in per_dataset(s).items()}

@@ -73,7 +73,7 @@ def colour_jitter(image: torch.Tensor, amount: float, generator: torch.Generator
 
 def dihedral(patch: torch.Tensor, symmetry: int) -> torch.Tensor:
     """One of the square's eight symmetries of ``patch`` ``(..., S, S)``: ``symmetry % 4`` quarter turns,
-    then a transpose when ``symmetry >= 4`` (as ``benchmarks/orientation.py`` turns whole images)."""
+    then a transpose when ``symmetry >= 4`` (``benchmarks/orientation.py`` turns whole images with it)."""
     turned = torch.rot90(patch, symmetry % 4, dims=(-2, -1))
     return turned.transpose(-1, -2) if symmetry >= 4 else turned
 
