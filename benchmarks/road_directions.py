@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from training.data import DATASETS
 from training.evaluate import pairs_of_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", default="deepglobe")
+    parser.add_argument("--dataset", default="deepglobe", choices=sorted(DATASETS))
     parser.add_argument("--split", type=Path, default=REPO / "models" / "weights" / "split.json")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
